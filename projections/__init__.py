@@ -1,0 +1,1 @@
+"""The read side of soh-es: read models rebuilt from the event log."""

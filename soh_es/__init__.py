@@ -1,0 +1,1 @@
+"""The write side of soh-es: account plans, scorecards, stores."""
