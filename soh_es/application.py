@@ -134,6 +134,19 @@ class AccountPlans(Application[UUID]):
         transcoder.register(RubricAsData())
         transcoder.register(PersonalAsCiphertext(self.factory.key_store()))  # type: ignore[attr-defined]
 
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """Saves pending events with their recorded times, for the event index."""
+        kwargs.setdefault(
+            "recorded",
+            {
+                (event.originator_id, event.originator_version): event.timestamp
+                for obj in objs
+                if obj is not None
+                for event in getattr(obj, "pending_events", ())
+            },
+        )
+        return super().save(*objs, **kwargs)
+
     # Commands.
 
     def open_plan(
@@ -431,13 +444,8 @@ class AccountPlans(Application[UUID]):
     # Helpers.
 
     def _save(self, *aggregates: AccountPlan | RubricRegister) -> int | None:
-        recorded = {
-            (event.originator_id, event.originator_version): event.timestamp
-            for aggregate in aggregates
-            for event in aggregate.pending_events
-        }
         with _store_errors():
-            recordings = self.save(*aggregates, recorded=recorded)
+            recordings = self.save(*aggregates)
         return recordings[-1].notification.id if recordings else None
 
     def _change(
