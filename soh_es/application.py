@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from enum import Enum
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -26,9 +27,9 @@ from soh_es.domain import (
     RUBRIC_REGISTER_ID,
     AccountPlan,
     Context,
-    Source,
     PlanStatus,
     RubricRegister,
+    Source,
 )
 from soh_es.errors import (
     ConflictError,
@@ -128,7 +129,8 @@ class AccountPlans(Application[UUID]):
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
         transcoder.register(QuarterAsText())
-        for enum in (*ENUMS, Source, PlanStatus):
+        enums: tuple[type[Enum], ...] = (*ENUMS, Source, PlanStatus)
+        for enum in enums:
             transcoder.register(EnumAsValue(enum))
         transcoder.register(RatingAsData())
         transcoder.register(RubricAsData())
@@ -327,7 +329,7 @@ class AccountPlans(Application[UUID]):
         for attempt in range(MAX_ATTEMPTS):
             with _store_errors():
                 try:
-                    register = self.repository.get(RUBRIC_REGISTER_ID)
+                    register: RubricRegister = self.repository.get(RUBRIC_REGISTER_ID)
                 except AggregateNotFoundError:
                     register = RubricRegister.start(ctx=ctx)
                 adopted = register.adopt(rubric, ctx=ctx, calendar=self.calendar)
@@ -350,7 +352,9 @@ class AccountPlans(Application[UUID]):
                 if version is None:
                     return RubricSchedule()
             try:
-                register = self.repository.get(RUBRIC_REGISTER_ID, version=version)
+                register: RubricRegister = self.repository.get(
+                    RUBRIC_REGISTER_ID, version=version
+                )
             except AggregateNotFoundError:
                 return RubricSchedule()
         return register.schedule()
@@ -384,7 +388,7 @@ class AccountPlans(Application[UUID]):
         version = None if at is None else self.version_at(plan_id, at)
         with _store_errors():
             try:
-                plan = self.repository.get(plan_id, version=version)
+                plan: AccountPlan = self.repository.get(plan_id, version=version)
             except AggregateNotFoundError:
                 raise NotFoundError(f"There is no plan {plan_id}.") from None
         if not isinstance(plan, AccountPlan):
@@ -397,9 +401,7 @@ class AccountPlans(Application[UUID]):
         schedule = self.rubric_schedule(None if at is None else plan.modified_on)
         return plan_document(plan, schedule)
 
-    def scores(
-        self, plan_id: UUID, at: Point | None = None
-    ) -> list[QuarterScore]:
+    def scores(self, plan_id: UUID, at: Point | None = None) -> list[QuarterScore]:
         """Returns the quarterly scores, as they were known at ``at`` if given."""
         plan = self.get_plan(plan_id, at)
         schedule = self.rubric_schedule(None if at is None else plan.modified_on)

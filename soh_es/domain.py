@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Any, ClassVar, cast
-from uuid import UUID, NAMESPACE_URL, uuid4, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate
 
@@ -473,7 +473,9 @@ class AccountPlan(Aggregate):
         """Adds a child record of ``kind`` and returns its id."""
         spec = record_kind(kind)
         self._check_active()
-        cleaned = clean_values(spec.fields_by_name, values, complete=True, prefix="values.")
+        cleaned = clean_values(
+            spec.fields_by_name, values, complete=True, prefix="values."
+        )
         cleaned = {k: v for k, v in cleaned.items() if v is not None}
         self._check_references(spec, cleaned)
         if spec.name == "initiative":
@@ -496,7 +498,9 @@ class AccountPlan(Aggregate):
         spec = record_kind(kind)
         self._check_active()
         record = self.record(spec.name, record_id)
-        cleaned = clean_values(spec.fields_by_name, values, complete=False, prefix="values.")
+        cleaned = clean_values(
+            spec.fields_by_name, values, complete=False, prefix="values."
+        )
         for name, value in cleaned.items():
             if value is None and spec.fields_by_name[name].required:
                 raise ValidationError(f"values.{name}", f"{name} cannot be cleared.")
@@ -514,11 +518,12 @@ class AccountPlan(Aggregate):
             raise ConflictError(
                 "This stakeholder's personal data was erased and cannot be set again."
             )
-        if spec.name == "initiative" and (
-            "quarter" in changes or "status" in changes
-        ):
+        if spec.name == "initiative" and ("quarter" in changes or "status" in changes):
             merged = {**shown, **changes}
-            if merged.get("status", InitiativeStatus.PLANNED) in OPEN_INITIATIVE_STATUSES:
+            if (
+                merged.get("status", InitiativeStatus.PLANNED)
+                in OPEN_INITIATIVE_STATUSES
+            ):
                 self._check_initiative_room(merged["quarter"], exclude=record_id)
         plain, personal = _split_personal(spec, changes, record_id)
         self._trigger(
@@ -719,7 +724,7 @@ _RECORD_EVENTS: dict[tuple[str, str], type[Any]] = {}
 def _record_event(spec: RecordKind, change: str) -> type[Any]:
     """Returns the event class for adding, changing or removing a record kind."""
     if not _RECORD_EVENTS:
-        for name, value in vars(AccountPlan).items():
+        for value in vars(AccountPlan).values():
             if not isinstance(value, type) or "kind" not in vars(value):
                 continue
             if issubclass(value, AccountPlan.RecordAdded):
@@ -820,7 +825,9 @@ class RubricRegister(Aggregate):
         The version number is assigned here and the adopted rubric returned.
         """
         if rubric.effective_from is None:
-            raise ValidationError("effective_from", "Say from which quarter it applies.")
+            raise ValidationError(
+                "effective_from", "Say from which quarter it applies."
+            )
         now = max(ctx.recorded_at or datetime.now(UTC), self.modified_on)
         current = calendar.quarter_of(now)
         latest = self.schedule().latest

@@ -87,30 +87,45 @@ def _field_changes(
     event: AccountPlan.Event, plan: AccountPlan | None
 ) -> tuple[str | None, str | None, list[FieldChange]]:
     if isinstance(event, AccountPlan.Opened):
-        return None, None, [
-            FieldChange("partner", None, event.partner),
-            FieldChange("owner", None, event.owner),
-        ]
+        return (
+            None,
+            None,
+            [
+                FieldChange("partner", None, event.partner),
+                FieldChange("owner", None, event.owner),
+            ],
+        )
     assert plan is not None
     if isinstance(event, AccountPlan.SectionEdited):
         current = plan.sections[event.edited.value]
-        return None, None, [
-            FieldChange(name, current.get(name), value)
-            for name, value in event.values.items()
-        ]
+        return (
+            None,
+            None,
+            [
+                FieldChange(name, current.get(name), value)
+                for name, value in event.values.items()
+            ],
+        )
     if isinstance(event, AccountPlan.RecordAdded):
         spec = RECORD_KINDS[event.kind]
         added = flatten_record(spec, _record_from(event.values, event.personal))
-        return event.kind, event.record_id, [
-            FieldChange(name, None, value) for name, value in added.items()
-        ]
+        return (
+            event.kind,
+            event.record_id,
+            [FieldChange(name, None, value) for name, value in added.items()],
+        )
     if isinstance(event, AccountPlan.RecordChanged):
         spec = RECORD_KINDS[event.kind]
         before = plan.record_fields(event.kind, event.record_id)
         after = flatten_record(spec, _record_from(event.values, event.personal))
-        return event.kind, event.record_id, [
-            FieldChange(name, before.get(name), value) for name, value in after.items()
-        ]
+        return (
+            event.kind,
+            event.record_id,
+            [
+                FieldChange(name, before.get(name), value)
+                for name, value in after.items()
+            ],
+        )
     if isinstance(event, AccountPlan.RecordRemoved):
         before = plan.record_fields(event.kind, event.record_id)
         removed = [FieldChange(name, value, None) for name, value in before.items()]
@@ -122,30 +137,47 @@ def _field_changes(
         return event.kind, event.record_id, removed
     if isinstance(event, AccountPlan.StakeholderErased):
         spec = RECORD_KINDS["stakeholder"]
-        return "stakeholder", event.record_id, [
-            FieldChange(name, ERASED, ERASED) for name in sorted(spec.personal_fields)
-        ]
+        return (
+            "stakeholder",
+            event.record_id,
+            [
+                FieldChange(name, ERASED, ERASED)
+                for name in sorted(spec.personal_fields)
+            ],
+        )
     if isinstance(event, AccountPlan.IndicatorRated):
         in_force = {
             r.indicator: r.rating for r in plan.ratings if r.quarter == event.quarter
         }
-        return None, None, [
-            FieldChange(
-                f"ratings.{event.quarter}.{event.indicator}",
-                in_force.get(event.indicator),
-                event.rating,
-            )
-        ]
+        return (
+            None,
+            None,
+            [
+                FieldChange(
+                    f"ratings.{event.quarter}.{event.indicator}",
+                    in_force.get(event.indicator),
+                    event.rating,
+                )
+            ],
+        )
     if isinstance(event, AccountPlan.Reviewed):
-        return None, None, [
-            FieldChange("reviewed_on", None, event.reviewed_on),
-            FieldChange("summary", None, event.summary),
-        ]
+        return (
+            None,
+            None,
+            [
+                FieldChange("reviewed_on", None, event.reviewed_on),
+                FieldChange("summary", None, event.summary),
+            ],
+        )
     if isinstance(event, AccountPlan.HandedOver):
-        return None, None, [
-            FieldChange("owner", event.previous_owner, event.new_owner),
-            FieldChange("notes", None, event.notes),
-        ]
+        return (
+            None,
+            None,
+            [
+                FieldChange("owner", event.previous_owner, event.new_owner),
+                FieldChange("notes", None, event.notes),
+            ],
+        )
     if isinstance(event, AccountPlan.Archived):
         return None, None, [FieldChange("status", plan.status, PlanStatus.ARCHIVED)]
     if isinstance(event, AccountPlan.Restored):

@@ -96,7 +96,8 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
             return GENESIS_HASH
         curs.execute(
             SQL(
-                "SELECT hash FROM {} WHERE originator_id = %s AND originator_version = %s"
+                "SELECT hash FROM {} "
+                "WHERE originator_id = %s AND originator_version = %s"
             ).format(self.index_table),
             (originator_id, version - 1),
         )

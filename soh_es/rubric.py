@@ -85,7 +85,9 @@ class Rubric:
     def check(self) -> None:
         """Raises ValidationError unless the rubric is complete and consistent."""
         if not self.indicators:
-            raise ValidationError("indicators", "A rubric needs at least one indicator.")
+            raise ValidationError(
+                "indicators", "A rubric needs at least one indicator."
+            )
         keys = self.keys
         for position, key in enumerate(keys):
             if not re.fullmatch(r"[a-z][a-z0-9_]{0,49}", key):

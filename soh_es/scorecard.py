@@ -74,8 +74,17 @@ def score_quarters(
         missing = tuple(k for k in rubric.keys if k not in in_force)
         if missing:
             scores.append(
-                QuarterScore(quarter, rubric.version, in_force, missing,
-                             None, None, None, None, None)
+                QuarterScore(
+                    quarter,
+                    rubric.version,
+                    in_force,
+                    missing,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                )
             )
             continue
 

@@ -142,8 +142,8 @@ class Field:
 
     ``kind`` is one of text, texts (a list of short texts), choice, date,
     money, percent or rating (1 to 5); ``reference`` names the record kind a
-    text field points at; quarter fields hold a Quarter; ``personal`` marks data about a person, stored
-    encrypted under that person's key.
+    text field points at; quarter fields hold a Quarter; ``personal`` marks
+    data about a person, stored encrypted under that person's key.
     """
 
     name: str
@@ -196,9 +196,7 @@ def _clean_choice(spec: Field, value: Any, path: str) -> Enum:
         return spec.choices(value)
     except ValueError:
         accepted = ", ".join(repr(c.value) for c in spec.choices)
-        raise ValidationError(
-            path, f"{value!r} is not one of {accepted}."
-        ) from None
+        raise ValidationError(path, f"{value!r} is not one of {accepted}.") from None
 
 
 def _clean_date(spec: Field, value: Any, path: str) -> date:
@@ -242,7 +240,9 @@ def _clean_percent(spec: Field, value: Any, path: str) -> Decimal:
 
 def _clean_rating(spec: Field, value: Any, path: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
-        raise ValidationError(path, f"A rating is a whole number 1 to 5, not {value!r}.")
+        raise ValidationError(
+            path, f"A rating is a whole number 1 to 5, not {value!r}."
+        )
     return value
 
 
@@ -465,7 +465,9 @@ def parse_section(name: Any) -> Section:
         return name if isinstance(name, Section) else Section(name)
     except ValueError:
         accepted = ", ".join(repr(s.value) for s in Section)
-        raise ValidationError("section", f"{name!r} is not one of {accepted}.") from None
+        raise ValidationError(
+            "section", f"{name!r} is not one of {accepted}."
+        ) from None
 
 
 def record_kind(name: str) -> RecordKind:

@@ -108,7 +108,9 @@ def _integer(
     except ValueError:
         value = lowest - 1
     if not lowest <= value <= highest:
-        raise SettingsError(name, f"{raw!r} is not a whole number {lowest} to {highest}.")
+        raise SettingsError(
+            name, f"{raw!r} is not a whole number {lowest} to {highest}."
+        )
     return value
 
 

@@ -77,7 +77,9 @@ def score_document(score: QuarterScore) -> dict[str, Any]:
         "band": score.band,
         "trajectory": score.trajectory,
         "change": score.change,
-        "compared_with": None if score.compared_with is None else str(score.compared_with),
+        "compared_with": None
+        if score.compared_with is None
+        else str(score.compared_with),
         "ratings": {
             key: {
                 "rating": r.rating,
@@ -135,7 +137,8 @@ def diff_documents(before: Any, after: Any, path: str = "") -> list[dict[str, An
     """Returns the field-level differences between two plain documents.
 
     Lists of objects keyed by ``id`` (records) or ``quarter`` (scores) are
-    compared item by item; other lists are compared whole. Each difference has a dotted ``path``.
+    compared item by item; other lists are compared whole. Each difference
+    has a dotted ``path``.
     """
     if isinstance(before, Mapping) and isinstance(after, Mapping):
         changes = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -11,7 +11,7 @@ import pytest
 from soh_es.application import AccountPlans
 from soh_es.domain import ERASED, AccountPlan, Context, Source
 from soh_es.errors import NotFoundError, StaleVersionError, ValidationError
-from soh_es.persistence import chain_hash, GENESIS_HASH
+from soh_es.persistence import GENESIS_HASH, chain_hash
 from soh_es.quarters import Point, Quarter
 from soh_es.rubric import DEFAULT_RUBRIC, Band, Rubric
 from soh_es.sections import OpportunityStage
@@ -31,7 +31,10 @@ def test_values_come_back_from_the_store_in_their_own_types(
 ) -> None:
     plan_id = app.open_plan("Northwind", ctx=ctx).plan_id
     app.edit_section(
-        plan_id, "profile", {"partner_since": "2019-03-01", "market_share": 12.5}, ctx=ctx
+        plan_id,
+        "profile",
+        {"partner_since": "2019-03-01", "market_share": 12.5},
+        ctx=ctx,
     )
     deal = app.add_record(
         plan_id,
@@ -114,7 +117,9 @@ def test_rating_all_seven_indicators_is_stored_atomically(
     assert (score.total, score.band, score.trajectory) == (28, "strong", "new")
 
 
-def test_unknown_plans_and_points_are_not_found(app: AccountPlans, ctx: Context) -> None:
+def test_unknown_plans_and_points_are_not_found(
+    app: AccountPlans, ctx: Context
+) -> None:
     with pytest.raises(NotFoundError):
         app.get_plan(UUID(int=7))
     plan_id = app.open_plan("Northwind", ctx=ctx).plan_id
@@ -149,7 +154,10 @@ def test_a_replay_as_of_a_quarter_includes_the_child_records(app: AccountPlans) 
         plan_id, "stakeholder", {"name": "Ana Lima"}, ctx=at("2026-02-01")
     ).record_id
     app.add_record(
-        plan_id, "goal", {"level": "corporate", "description": "EMEA"}, ctx=at("2026-04-03")
+        plan_id,
+        "goal",
+        {"level": "corporate", "description": "EMEA"},
+        ctx=at("2026-04-03"),
     )
     assert person is not None
     app.remove_record(plan_id, "stakeholder", person, ctx=at("2026-05-03"))
@@ -166,9 +174,7 @@ def test_a_replay_as_of_a_quarter_includes_the_child_records(app: AccountPlans) 
 def test_scores_as_we_knew_them_at_an_earlier_date(app: AccountPlans) -> None:
     plan_id = app.open_plan("Northwind", ctx=at("2026-04-01")).plan_id
     app.rate_indicators(plan_id, "2026-Q2", ALL_FOUR, ctx=at("2026-06-20"))
-    app.rate_indicators(
-        plan_id, "2026-Q2", {"seeks_input": 1}, ctx=at("2026-08-05")
-    )
+    app.rate_indicators(plan_id, "2026-Q2", {"seeks_input": 1}, ctx=at("2026-08-05"))
 
     known_on_1_august = app.scores(plan_id, Point.parse("2026-08-01"))
     known_now = app.scores(plan_id)
@@ -186,7 +192,11 @@ def test_a_rubric_change_keeps_past_quarters_under_their_own_rubric(
     stricter = Rubric(
         version=0,
         indicators=DEFAULT_RUBRIC.indicators,
-        bands=(Band("intervention", 7, 24), Band("healthy", 25, 30), Band("strong", 31, 35)),
+        bands=(
+            Band("intervention", 7, 24),
+            Band("healthy", 25, 30),
+            Band("strong", 31, 35),
+        ),
         trajectory_threshold=2,
         effective_from=Quarter(2026, 2),
     )
@@ -208,8 +218,12 @@ def test_history_tells_each_change_with_before_and_after_values(
     app: AccountPlans,
 ) -> None:
     plan_id = app.open_plan("Northwind", ctx=at("2026-01-05")).plan_id
-    app.edit_section(plan_id, "roles", {"review_cadence": "monthly"}, ctx=at("2026-01-06"))
-    app.edit_section(plan_id, "roles", {"review_cadence": "weekly"}, ctx=at("2026-02-06"))
+    app.edit_section(
+        plan_id, "roles", {"review_cadence": "monthly"}, ctx=at("2026-01-06")
+    )
+    app.edit_section(
+        plan_id, "roles", {"review_cadence": "weekly"}, ctx=at("2026-02-06")
+    )
     app.rate_indicators(plan_id, "2026-Q1", {"seeks_input": 3}, ctx=at("2026-02-07"))
     app.hand_over(plan_id, new_owner="bob", notes="Leaving", ctx=at("2026-03-01"))
 
@@ -219,11 +233,17 @@ def test_history_tells_each_change_with_before_and_after_values(
 
     assert page.total == 5
     assert [c.event for c in page.changes] == [
-        "Opened", "SectionEdited", "SectionEdited", "IndicatorRated", "HandedOver"
+        "Opened",
+        "SectionEdited",
+        "SectionEdited",
+        "IndicatorRated",
+        "HandedOver",
     ]
     third = page.changes[2].changes[0]
     assert (third.field, third.before, third.after) == (
-        "review_cadence", "monthly", "weekly"
+        "review_cadence",
+        "monthly",
+        "weekly",
     )
     assert [c.version for c in roles.changes] == [2, 3]
     assert [c.version for c in since.changes] == [3, 4, 5]
@@ -237,16 +257,16 @@ def test_a_diff_names_each_field_that_differs_between_two_points(
     plan_id = app.open_plan("Northwind", ctx=at("2026-01-05")).plan_id
     app.edit_section(plan_id, "profile", {"size": "small"}, ctx=at("2026-02-01"))
     app.edit_section(plan_id, "profile", {"size": "large"}, ctx=at("2026-05-01"))
-    app.add_record(
-        plan_id, "barrier", {"description": "Pricing"}, ctx=at("2026-05-02")
-    )
+    app.add_record(plan_id, "barrier", {"description": "Pricing"}, ctx=at("2026-05-02"))
 
     changes = app.diff(plan_id, Point.parse("2026-Q1"), Point.parse("2026-Q2"))
     by_path = {c["path"]: c for c in changes}
 
     assert by_path["sections.profile.size"]["before"] == "small"
     assert by_path["sections.profile.size"]["after"] == "large"
-    (barrier_path,) = [p for p in by_path if p.startswith("sections.market_demand.barriers")]
+    (barrier_path,) = [
+        p for p in by_path if p.startswith("sections.market_demand.barriers")
+    ]
     assert by_path[barrier_path]["before"] is None
 
 

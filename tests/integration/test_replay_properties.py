@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from soh_es.application import AccountPlans
@@ -35,15 +36,29 @@ def small_snapshots_app(settings: Settings) -> Iterator[AccountPlans]:
     application.close()
 
 
-texts = st.text(alphabet="abcdefgh ", min_size=1, max_size=12).map(str.strip).filter(bool)
+texts = (
+    st.text(alphabet="abcdefgh ", min_size=1, max_size=12).map(str.strip).filter(bool)
+)
 
 
 def run_command(plan: AccountPlan, data: st.DataObject, ctx: Context) -> None:
     """Draws one command and runs it on ``plan``; refusals leave it unchanged."""
-    choice = data.draw(st.sampled_from(
-        ["edit", "add_person", "change_person", "remove", "opportunity", "rate",
-         "hand_over", "archive", "restore", "review"]
-    ))
+    choice = data.draw(
+        st.sampled_from(
+            [
+                "edit",
+                "add_person",
+                "change_person",
+                "remove",
+                "opportunity",
+                "rate",
+                "hand_over",
+                "archive",
+                "restore",
+                "review",
+            ]
+        )
+    )
     people = list(plan.records["stakeholder"])
     if choice == "edit":
         plan.edit_section(
@@ -54,16 +69,20 @@ def run_command(plan: AccountPlan, data: st.DataObject, ctx: Context) -> None:
     elif choice == "add_person":
         plan.add_record(
             "stakeholder",
-            {"name": data.draw(texts), "influence": data.draw(st.sampled_from(
-                ["low", "medium", "high"]))},
+            {
+                "name": data.draw(texts),
+                "influence": data.draw(st.sampled_from(["low", "medium", "high"])),
+            },
             ctx=ctx,
         )
     elif choice == "change_person" and people:
         plan.change_record(
             "stakeholder",
             data.draw(st.sampled_from(people)),
-            {"name": data.draw(texts), "relationship_strength": data.draw(
-                st.integers(1, 5))},
+            {
+                "name": data.draw(texts),
+                "relationship_strength": data.draw(st.integers(1, 5)),
+            },
             ctx=ctx,
         )
     elif choice == "remove" and people:
@@ -71,9 +90,13 @@ def run_command(plan: AccountPlan, data: st.DataObject, ctx: Context) -> None:
     elif choice == "opportunity":
         plan.add_record(
             "opportunity",
-            {"name": data.draw(texts), "kind": "deal", "stage": "qualified",
-             "value": data.draw(st.integers(0, 10**6)),
-             "probability": data.draw(st.integers(0, 100))},
+            {
+                "name": data.draw(texts),
+                "kind": "deal",
+                "stage": "qualified",
+                "value": data.draw(st.integers(0, 10**6)),
+                "probability": data.draw(st.integers(0, 100)),
+            },
             ctx=ctx,
         )
     elif choice == "rate":
@@ -107,7 +130,9 @@ def test_replaying_up_to_any_version_gives_what_the_live_plan_held(
 ) -> None:
     app = small_snapshots_app
     clock = START
-    plan = AccountPlan.open(partner="P", owner="alice", ctx=Context("alice", recorded_at=clock))
+    plan = AccountPlan.open(
+        partner="P", owner="alice", ctx=Context("alice", recorded_at=clock)
+    )
     live: dict[int, dict[str, Any]] = {}
     recorded: dict[int, datetime] = {}
 

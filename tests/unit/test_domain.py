@@ -221,8 +221,15 @@ def test_an_erased_stakeholder_shows_markers_and_takes_no_new_personal_data() ->
 
 def test_rating_indicators_records_one_event_per_changed_indicator() -> None:
     plan = new_plan()
-    plan.rate(NOW_QUARTER, {k: 4 for k in DEFAULT_RUBRIC.keys}, rubric=DEFAULT_RUBRIC, ctx=CTX)
-    plan.rate(NOW_QUARTER, {"seeks_input": 4, "prioritizes_us": 2}, rubric=DEFAULT_RUBRIC, ctx=CTX)
+    plan.rate(
+        NOW_QUARTER, {k: 4 for k in DEFAULT_RUBRIC.keys}, rubric=DEFAULT_RUBRIC, ctx=CTX
+    )
+    plan.rate(
+        NOW_QUARTER,
+        {"seeks_input": 4, "prioritizes_us": 2},
+        rubric=DEFAULT_RUBRIC,
+        ctx=CTX,
+    )
     events = plan.collect_events()
     assert len(events) == 8
     assert isinstance(events[-1], AccountPlan.IndicatorRated)

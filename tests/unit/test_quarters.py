@@ -42,7 +42,9 @@ def test_a_fiscal_year_starting_in_october_is_named_after_the_year_it_ends() -> 
 
 
 @pytest.mark.parametrize("start_month", range(1, 13))
-def test_every_instant_falls_inside_the_quarter_it_is_mapped_to(start_month: int) -> None:
+def test_every_instant_falls_inside_the_quarter_it_is_mapped_to(
+    start_month: int,
+) -> None:
     calendar = FiscalCalendar(start_month)
     instant = datetime(2025, 1, 1, tzinfo=UTC)
     while instant.year < 2027:
@@ -71,7 +73,9 @@ def test_a_bare_date_means_the_end_of_that_day() -> None:
     )
 
 
-@pytest.mark.parametrize("text", ["2026-08-01T12:00:00", "yesterday", "v0", "2026-13-01"])
+@pytest.mark.parametrize(
+    "text", ["2026-08-01T12:00:00", "yesterday", "v0", "2026-13-01"]
+)
 def test_unclear_points_are_refused(text: str) -> None:
     with pytest.raises(ValidationError):
         Point.parse(text)

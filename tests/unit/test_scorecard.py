@@ -15,7 +15,9 @@ KEYS = DEFAULT_RUBRIC.keys
 START = datetime(2026, 1, 5, tzinfo=UTC)
 
 
-def ratings_totalling(quarter: Quarter, total: int, *, at: datetime = START) -> list[Rating]:
+def ratings_totalling(
+    quarter: Quarter, total: int, *, at: datetime = START
+) -> list[Rating]:
     """Returns one rating per indicator, adding up to ``total`` (7 to 35)."""
     values = [1] * len(KEYS)
     remaining = total - len(KEYS)
@@ -31,19 +33,33 @@ def ratings_totalling(quarter: Quarter, total: int, *, at: datetime = START) -> 
 
 @pytest.mark.parametrize(
     ("total", "band"),
-    [(7, "intervention"), (20, "intervention"), (21, "healthy"), (27, "healthy"),
-     (28, "strong"), (35, "strong")],
+    [
+        (7, "intervention"),
+        (20, "intervention"),
+        (21, "healthy"),
+        (27, "healthy"),
+        (28, "strong"),
+        (35, "strong"),
+    ],
 )
 def test_band_edges_follow_the_default_rubric(total: int, band: str) -> None:
-    (score,) = score_quarters(ratings_totalling(Quarter(2026, 1), total), RubricSchedule())
+    (score,) = score_quarters(
+        ratings_totalling(Quarter(2026, 1), total), RubricSchedule()
+    )
     assert score.total == total
     assert score.band == band
 
 
 @pytest.mark.parametrize(
     ("first", "second", "trajectory"),
-    [(24, 26, "improving"), (24, 25, "stable"), (24, 23, "stable"),
-     (24, 22, "declining"), (24, 24, "stable"), (30, 28, "declining")],
+    [
+        (24, 26, "improving"),
+        (24, 25, "stable"),
+        (24, 23, "stable"),
+        (24, 22, "declining"),
+        (24, 24, "stable"),
+        (30, 28, "declining"),
+    ],
 )
 def test_trajectory_needs_a_change_of_two_either_way(
     first: int, second: int, trajectory: str
@@ -109,7 +125,11 @@ def test_each_quarter_keeps_the_labels_of_the_rubric_it_was_scored_under() -> No
     stricter = Rubric(
         version=2,
         indicators=DEFAULT_RUBRIC.indicators,
-        bands=(Band("intervention", 7, 24), Band("healthy", 25, 30), Band("strong", 31, 35)),
+        bands=(
+            Band("intervention", 7, 24),
+            Band("healthy", 25, 30),
+            Band("strong", 31, 35),
+        ),
         trajectory_threshold=4,
         effective_from=Quarter(2026, 2),
     )
