@@ -39,6 +39,7 @@ from soh_es.errors import (
     ValidationError,
 )
 from soh_es.history import Change, changes_of
+from soh_es.integrity import ChainReport, export_lines, verify_stream
 from soh_es.persistence import DateAsISO, EnumAsValue, QuarterAsText
 from soh_es.personal import PersonalAsCiphertext
 from soh_es.quarters import Point, Quarter
@@ -442,6 +443,33 @@ class AccountPlans(Application[UUID]):
         first = self.plan_document(plan_id, before)
         second = self.plan_document(plan_id, after)
         return diff_documents(first, second)
+
+    def stream_ids(self, plan_id: UUID | None = None) -> list[UUID]:
+        """Returns ``plan_id`` alone, or every plan and the rubric register."""
+        if plan_id is not None:
+            self.version_at(plan_id, Point(version=1))
+            return [plan_id]
+        with _store_errors():
+            register = self.recorder.head_version(RUBRIC_REGISTER_ID)  # type: ignore[attr-defined]
+        return self.plan_ids() + ([RUBRIC_REGISTER_ID] if register else [])
+
+    def verify(self, plan_id: UUID | None = None) -> list[ChainReport]:
+        """Walks the hash chain of one plan, or of every stream, and reports."""
+        reports = []
+        for stream_id in self.stream_ids(plan_id):
+            with _store_errors():
+                events = self.recorder.select_events(stream_id)
+                index = self.recorder.index_of(stream_id)  # type: ignore[attr-defined]
+            reports.append(verify_stream(stream_id, events, index))
+        return reports
+
+    def export(self, plan_id: UUID | None = None) -> Iterator[str]:
+        """Yields the events of one plan, or of every stream, as JSON lines."""
+        for stream_id in self.stream_ids(plan_id):
+            with _store_errors():
+                events = self.recorder.select_events(stream_id)
+                index = self.recorder.index_of(stream_id)  # type: ignore[attr-defined]
+            yield from export_lines(events, index)
 
     # Helpers.
 
