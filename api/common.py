@@ -1,0 +1,99 @@
+"""Helpers the views share: the services, the command context, ETags and points."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from flask import current_app, request
+
+from api.auth import current_user
+from api.errors import ProblemError
+from soh_es.application import AccountPlans
+from soh_es.domain import Context, Source
+from soh_es.identity import Identities
+from soh_es.quarters import Point, Quarter, parse_instant
+
+_VERSION_TAG = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_QUARTER = re.compile(r"^\d{4}-Q[1-4]$")
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the views call: the plans application and the identities."""
+
+    plans: AccountPlans
+    identities: Identities
+
+
+def services() -> Services:
+    """Returns the services wired into the current app."""
+    found: Services = current_app.extensions["soh"]
+    return found
+
+
+def plans() -> AccountPlans:
+    """Returns the plans application of the current app."""
+    return services().plans
+
+
+def context(body: dict[str, Any] | None = None) -> Context:
+    """Returns the command context: the caller, the reason and the request id."""
+    reason = (body or {}).get("reason")
+    request_id = request.headers.get("X-Request-Id", "").strip()
+    options: dict[str, Any] = {}
+    if 1 <= len(request_id) <= 200:
+        options["correlation_id"] = request_id
+    return Context(current_user().name, reason=reason, source=Source.API, **options)
+
+
+def expected_version() -> int | None:
+    """Returns the plan version named by If-Match, or None when there is none.
+
+    ``*`` matches any version; a value that names no version can never match,
+    so it is refused as stale.
+    """
+    raw = request.headers.get("If-Match")
+    if raw is None or raw.strip() == "*":
+        return None
+    match = _VERSION_TAG.match(raw.strip())
+    if match is None:
+        raise ProblemError(
+            412,
+            "stale-version",
+            f"If-Match {raw!r} names no plan version; send the ETag the plan "
+            'was read with, as in If-Match: "7".',
+        )
+    return int(match.group(1))
+
+
+def etag(version: int) -> dict[str, str]:
+    """Returns the ETag header of a plan at ``version``."""
+    return {"ETag": f'"{version}"'}
+
+
+def point(text: str | None, *, field: str) -> Point | None:
+    """Parses an optional point in time (version, quarter or instant)."""
+    return None if text is None else Point.parse(text, field=field)
+
+
+def bound(text: str | None, *, field: str, end: bool) -> datetime | None:
+    """Parses a time-range bound: a quarter, a date or an instant.
+
+    A quarter or a date covers its whole span: as a start it begins when the
+    span begins, as an (exclusive) end it stops when the span ends.
+    """
+    if text is None:
+        return None
+    calendar = plans().calendar
+    if _QUARTER.match(text):
+        quarter = Quarter.parse(text, field=field)
+        return calendar.end(quarter) if end else calendar.start(quarter)
+    if _DATE.match(text):
+        day = parse_instant(text, field=field).date()
+        start = datetime.combine(day, time.min, tzinfo=UTC)
+        return start + timedelta(days=1) if end else start
+    return parse_instant(text, field=field)
