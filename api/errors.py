@@ -173,6 +173,10 @@ def _field_errors(messages: Any, path: str = "") -> Iterator[dict[str, str]]:
             if not path and key in ("json", "query", "path", "headers", "form"):
                 yield from _field_errors(value, "")
                 continue
+            if key in ("key", "value") and "." in path:
+                # A dict field's entry (ratings.seeks_input) needs no suffix.
+                yield from _field_errors(value, path)
+                continue
             name = "body" if key == "_schema" else str(key)
             yield from _field_errors(value, f"{path}.{name}" if path else name)
     elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
