@@ -123,8 +123,11 @@ class AccountPlans(Application[UUID]):
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.calendar = self.settings.calendar
+        # Plans are cached between commands and fast-forwarded with the events
+        # other processes wrote since, so a command rarely replays anything.
+        env = {**self.settings.event_store_env(), "AGGREGATE_CACHE_MAXSIZE": "1000"}
         with _store_errors():
-            super().__init__(env=self.settings.event_store_env())
+            super().__init__(env=env)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
