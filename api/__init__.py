@@ -54,7 +54,7 @@ def create_app(
     """Returns the API app on the store the settings name (by default, the env)."""
     settings = settings or Settings.from_env()
     api_settings = api_settings or ApiSettings.from_env()
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     app.config.update(
         API_TITLE="soh-es account plans",
         API_VERSION="1",
