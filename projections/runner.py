@@ -247,9 +247,9 @@ class _Decoder:
                 inclusive_of_start=False,
             )
             for notification in found:
-                register = self.app.mapper.to_domain_event(notification).mutate(
-                    register
-                )
+                event = self.app.mapper.to_domain_event(notification)
+                if isinstance(event, RubricRegister.Event):
+                    register = event.mutate(register)
             if len(found) < 100:
                 break
             start = found[-1].id

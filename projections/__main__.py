@@ -1,0 +1,5 @@
+"""Runs ``python -m projections``."""
+
+from projections.cli import main
+
+raise SystemExit(main())
