@@ -7,7 +7,6 @@ descriptions when the app is created, so the API and the domain cannot drift.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -27,6 +26,7 @@ from soh_es.sections import (
 )
 
 QUARTER_PATTERN = r"^\d{4}-Q[1-4]$"
+MAX_AMOUNT = 10**15
 POINT_DESCRIPTION = (
     "A point in the plan's past: a version (12 or v12), the end of a quarter "
     "(2026-Q2), or an ISO 8601 date or instant with an offset."
@@ -72,13 +72,22 @@ def input_field(spec: Field, *, required: bool) -> fields.Field:
     if spec.kind == "date":
         return fields.Date(**options)
     if spec.kind == "money":
+        # Ranges are checked by the domain and documented here: a Range
+        # validator on a Decimal would be published as text, not a number.
         return fields.Decimal(
-            validate=validate.Range(0, Decimal("1e15"), max_inclusive=False),
-            metadata={"description": "An amount, at most two decimals kept."},
+            allow_nan=False,
+            metadata={
+                "description": "An amount; two decimals are kept.",
+                "minimum": 0,
+                "maximum": MAX_AMOUNT,
+                "exclusiveMaximum": True,
+            },
             **options,
         )
     if spec.kind == "percent":
-        return fields.Decimal(validate=validate.Range(0, 100), **options)
+        return fields.Decimal(
+            allow_nan=False, metadata={"minimum": 0, "maximum": 100}, **options
+        )
     if spec.kind == "rating":
         return fields.Integer(strict=True, validate=validate.Range(1, 5), **options)
     if spec.kind == "quarter":
@@ -212,8 +221,10 @@ class RateSchema(ma.Schema):
         keys=fields.String(validate=validate.Length(min=1, max=100)),
         values=fields.Integer(strict=True, validate=validate.Range(1, 5)),
         required=True,
-        validate=validate.Length(min=1, max=50),
-        metadata={"example": {"brings_opportunities": 4, "seeks_input": 3}},
+        metadata={
+            "example": {"brings_opportunities": 4, "seeks_input": 3},
+            "minProperties": 1,
+        },
     )
     reason = _reason()
 
