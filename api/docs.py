@@ -22,7 +22,8 @@ PAGE = """<!DOCTYPE html>
       url: "/openapi.json",
       dom_id: "#swagger-ui",
       deepLinking: true,
-      persistAuthorization: true
+      persistAuthorization: true,
+      validatorUrl: null
     });
   </script>
 </body>
