@@ -13,9 +13,9 @@ from flask_smorest.utils import prepare_response
 
 from api import docs, history, plans, records, users
 from api.auth import authorise_request
+from api.common import Services, services
 from api.config import ApiSettings
 from api.errors import PROBLEM_MEDIA_TYPE, ProblemError, register_error_handlers
-from api.common import Services, services
 from api.schemas import ProblemSchema
 from soh_es.application import AccountPlans
 from soh_es.identity import Identities

@@ -73,8 +73,11 @@ def authorise_request(identities: Identities) -> None:
         plan_id = (request.view_args or {}).get("plan_id")
         if level is Access.READ and shared and plan_id == user.plan_id:
             return
-        raise ProblemError(403, "forbidden", "A partner token reads only the "
-                           "shared sections of its own plan.")
+        raise ProblemError(
+            403,
+            "forbidden",
+            "A partner token reads only the shared sections of its own plan.",
+        )
     if user.role not in ROLES_BY_ACCESS[level]:
         raise ProblemError(
             403, "forbidden", f"The {user.role.value} role cannot do this."

@@ -88,9 +88,7 @@ def problem_response(
     }
     if errors is not None:
         body["errors"] = errors
-    response = Response(
-        json.dumps(body), status=status, mimetype=PROBLEM_MEDIA_TYPE
-    )
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MEDIA_TYPE)
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
@@ -157,8 +155,10 @@ def _http_problem(error: HTTPException) -> Response:
             status, "internal", "The server failed to answer; the error is logged."
         )
     name = STATUS_TYPES.get(status, "bad-request")
-    detail = data.get("message") or STATUS_MESSAGES.get(status) or (
-        error.description or _title(status)
+    detail = (
+        data.get("message")
+        or STATUS_MESSAGES.get(status)
+        or (error.description or _title(status))
     )
     headers = dict(data.get("headers") or {})
     if status == 401:

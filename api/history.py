@@ -78,9 +78,7 @@ def create_blueprint() -> Blueprint:
             if after_point is None
             else plans().version_at(plan_id, after_point)
         )
-        differences = plans().diff(
-            plan_id, Point(version=before), Point(version=after)
-        )
+        differences = plans().diff(plan_id, Point(version=before), Point(version=after))
         return {
             "from_version": before,
             "to_version": after,

@@ -260,7 +260,7 @@ def section_schema(section: Section) -> type[ma.Schema]:
 @cache
 def sections_schema() -> type[ma.Schema]:
     """The seven sections; a partner sees only the shared ones."""
-    attrs = {
+    attrs: dict[str, fields.Field] = {
         section.value: fields.Nested(section_schema(section)) for section in Section
     }
     return ma.Schema.from_dict(attrs, name="SectionsSchema")
@@ -288,7 +288,7 @@ class HandoverSchema(ma.Schema):
 @cache
 def plan_schema() -> type[ma.Schema]:
     """A whole plan, now or as of a point in its past."""
-    attrs = {
+    attrs: dict[str, fields.Field] = {
         "id": fields.UUID(required=True),
         "version": fields.Integer(required=True),
         "partner": fields.String(required=True),

@@ -105,9 +105,7 @@ def _serve(args: argparse.Namespace) -> int:
             "'Authorization: Bearer <token>'; create more with 'soh tokens create'.",
             flush=True,
         )
-    print(
-        f"Serving on http://{args.host}:{args.port} (API page: /docs)", flush=True
-    )
+    print(f"Serving on http://{args.host}:{args.port} (API page: /docs)", flush=True)
     app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
     return 0
 
@@ -134,8 +132,10 @@ def _list_users(args: argparse.Namespace) -> int:
 def _create_token(args: argparse.Namespace) -> int:
     plans, identities = _identities()
     token, secret = identities.create_token(args.user)
-    print(f"Token {token.token_id} for {token.user_name}, shown only once:",
-          file=sys.stderr)
+    print(
+        f"Token {token.token_id} for {token.user_name}, shown only once:",
+        file=sys.stderr,
+    )
     print(secret)
     plans.close()
     return 0

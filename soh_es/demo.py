@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from soh_es.application import AccountPlans
+from soh_es.application import AccountPlans, Outcome
 from soh_es.domain import Context, Source
 from soh_es.errors import ConflictError
 from soh_es.quarters import Quarter
@@ -94,6 +94,12 @@ def spread(total: int, keys: Sequence[str], turn: int) -> dict[str, int]:
         bonus = 1 if (index + turn) % len(keys) < extra else 0
         ratings[key] = min(5, base + bonus)
     return ratings
+
+
+def _record_id(outcome: Outcome) -> str:
+    if outcome.record_id is None:
+        raise ValueError("The command added no record.")
+    return outcome.record_id
 
 
 class _Clock:
@@ -272,19 +278,21 @@ def _load_partner(
         {"summary": "Mostly expansion deals at existing customers."},
         ctx=ctx(owner, week),
     )
-    deal = plans.add_record(
-        plan_id,
-        "opportunity",
-        {
-            "name": partner.opportunity,
-            "kind": "deal",
-            "stage": "qualified",
-            "value": partner.value,
-            "probability": 40,
-            "resources_required": "A solution architect for two weeks",
-        },
-        ctx=ctx(owner, week),
-    ).record_id
+    deal = _record_id(
+        plans.add_record(
+            plan_id,
+            "opportunity",
+            {
+                "name": partner.opportunity,
+                "kind": "deal",
+                "stage": "qualified",
+                "value": partner.value,
+                "probability": 40,
+                "resources_required": "A solution architect for two weeks",
+            },
+            ctx=ctx(owner, week),
+        )
+    )
     plans.add_record(
         plan_id,
         "opportunity",
@@ -312,23 +320,24 @@ def _load_partner(
                 {"status": "done"},
                 ctx=ctx(owner, begins + timedelta(days=5), "Finished on time"),
             )
-        initiative = plans.add_record(
-            plan_id,
-            "initiative",
-            {
-                "title": f"Joint campaign {quarter}",
-                "quarter": str(quarter),
-                "objective": "Generate qualified leads in the main segment",
-                "owner_party": "joint",
-                "owner": owner,
-                "deadline": (calendar.end(quarter) - timedelta(days=7)).date(),
-                "budget": 25000,
-                "success_metrics": ["40 qualified leads", "5 proposals"],
-                "status": "in_progress",
-            },
-            ctx=ctx(owner, begins + timedelta(days=8)),
-        ).record_id
-        assert initiative is not None
+        initiative = _record_id(
+            plans.add_record(
+                plan_id,
+                "initiative",
+                {
+                    "title": f"Joint campaign {quarter}",
+                    "quarter": str(quarter),
+                    "objective": "Generate qualified leads in the main segment",
+                    "owner_party": "joint",
+                    "owner": owner,
+                    "deadline": (calendar.end(quarter) - timedelta(days=7)).date(),
+                    "budget": 25000,
+                    "success_metrics": ["40 qualified leads", "5 proposals"],
+                    "status": "in_progress",
+                },
+                ctx=ctx(owner, begins + timedelta(days=8)),
+            )
+        )
         plans.add_record(
             plan_id,
             "action",

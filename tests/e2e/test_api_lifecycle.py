@@ -150,7 +150,8 @@ def test_a_plan_lives_through_edits_ratings_and_a_handover(server: Server) -> No
     diff = server.call("GET", f"/plans/{plan}/diff?from=v{after_first}").body
     paths = {d["path"]: d for d in diff["differences"]}
     assert paths["owner"] == {"path": "owner", "before": "admin", "after": "bob"}
-    assert any(p.startswith("sections.health.scorecard.quarters.2026-Q4") for p in paths)
+    second = "sections.health.scorecard.quarters.2026-Q4"
+    assert any(p.startswith(second) for p in paths)
     assert diff["to_version"] == handed.version
 
 
@@ -158,8 +159,7 @@ def test_the_demo_portfolio_replays_as_of_a_past_quarter(
     settings: Settings, tmp_path: Path
 ) -> None:
     env = environment(settings, tmp_path)
-    subprocess.run([str(BIN / "soh"), "demo"], env=env, check=True,
-                   capture_output=True)
+    subprocess.run([str(BIN / "soh"), "demo"], env=env, check=True, capture_output=True)
     server = start_soh_serve(settings, tmp_path)
     try:
         plans = server.call("GET", "/plans").body["items"]
@@ -186,14 +186,29 @@ def test_gunicorn_serves_the_app_with_a_token_made_on_the_command_line(
     settings = Settings(f"sqlite:///{tmp_path / 'soh.sqlite3'}")
     env = environment(settings, tmp_path)
     soh = str(BIN / "soh")
-    subprocess.run([soh, "users", "add", "erin", "--role", "editor"], env=env,
-                   check=True, capture_output=True)
-    token = subprocess.run([soh, "tokens", "create", "erin"], env=env, check=True,
-                           capture_output=True, text=True).stdout.strip()
+    subprocess.run(
+        [soh, "users", "add", "erin", "--role", "editor"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    token = subprocess.run(
+        [soh, "tokens", "create", "erin"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     port = free_port()
     process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}",
-         "api:create_app()"],
+        [
+            str(BIN / "gunicorn"),
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "api:create_app()",
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -30,8 +30,9 @@ def browser() -> str:
 @pytest.fixture
 def sqlite_server(tmp_path: Path) -> Iterator[Server]:
     """The service on SQLite: the page does not depend on the store."""
-    running = start_soh_serve(Settings(f"sqlite:///{tmp_path / 'soh.sqlite3'}"),
-                              tmp_path)
+    running = start_soh_serve(
+        Settings(f"sqlite:///{tmp_path / 'soh.sqlite3'}"), tmp_path
+    )
     yield running
     stop(running)
 
