@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+import flask_smorest
+import marshmallow as ma
 from flask import current_app, request
+from webargs.flaskparser import FlaskParser
 
 from api.auth import current_user
 from api.errors import ProblemError
@@ -19,6 +22,22 @@ from soh_es.quarters import Point, Quarter, parse_instant
 _VERSION_TAG = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _QUARTER = re.compile(r"^\d{4}-Q[1-4]$")
+
+
+class StrictParser(FlaskParser):
+    """Reads arguments and refuses unknown query parameters, as it does fields."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": ma.RAISE,
+        "querystring": ma.RAISE,
+    }
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """A flask-smorest blueprint whose views refuse unknown query parameters."""
+
+    ARGUMENTS_PARSER = StrictParser()
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from flask_smorest import Blueprint
-
 from api import schemas
 from api.auth import Access, access
-from api.common import bound, etag, plans, point
+from api.common import Blueprint, bound, etag, plans, point
 from soh_es.history import Change
 from soh_es.quarters import Point
 from soh_es.views import plain

@@ -6,11 +6,10 @@ from typing import Any
 from uuid import UUID
 
 from flask import url_for
-from flask_smorest import Blueprint
 
 from api import schemas
 from api.auth import Access, access, current_user
-from api.common import context, etag, expected_version, plans, point
+from api.common import Blueprint, context, etag, expected_version, plans, point
 from soh_es.identity import Role
 from soh_es.quarters import Point
 from soh_es.scorecard import latest_complete

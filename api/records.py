@@ -6,11 +6,10 @@ from typing import Any
 from uuid import UUID
 
 from flask import Response, url_for
-from flask_smorest import Blueprint
 
 from api import schemas
 from api.auth import Access, access
-from api.common import context, etag, expected_version, plans, point
+from api.common import Blueprint, context, etag, expected_version, plans, point
 from api.plans import IF_MATCH
 from soh_es.errors import NotFoundError
 from soh_es.quarters import Point

@@ -6,11 +6,10 @@ from dataclasses import asdict
 from typing import Any
 
 from flask import url_for
-from flask_smorest import Blueprint
 
 from api import schemas
 from api.auth import Access, access
-from api.common import services
+from api.common import Blueprint, services
 
 
 def create_blueprint() -> Blueprint:
