@@ -46,6 +46,9 @@ SCORES = Table(
 
 def score_rows(plan: AccountPlan, schedule: RubricSchedule) -> list[dict[str, Any]]:
     """Returns one read row per rated quarter of ``plan``, oldest first."""
+    # The version of the last rating, so the rows do not depend on where
+    # batches happened to end.
+    rated_version = max((r.plan_version or 0 for r in plan.ratings), default=0)
     rows = []
     for score in score_quarters(plan.ratings, schedule):
         latest = max(score.ratings.values(), key=lambda r: r.recorded_at, default=None)
@@ -60,7 +63,7 @@ def score_rows(plan: AccountPlan, schedule: RubricSchedule) -> list[dict[str, An
             {
                 "plan_id": str(plan.id),
                 "quarter": str(score.quarter),
-                "plan_version": plan.version,
+                "plan_version": rated_version,
                 "rubric_version": score.rubric_version,
                 "complete": int(score.complete),
                 "total": score.total,
