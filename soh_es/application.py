@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -39,8 +39,14 @@ from soh_es.errors import (
     ValidationError,
 )
 from soh_es.history import Change, changes_of
-from soh_es.integrity import ChainReport, export_lines, verify_stream
-from soh_es.persistence import DateAsISO, EnumAsValue, QuarterAsText
+from soh_es.integrity import (
+    ChainReport,
+    export_line,
+    read_line,
+    verify_export,
+    verify_stream,
+)
+from soh_es.persistence import DateAsISO, EnumAsValue, QuarterAsText, from_micros
 from soh_es.personal import PersonalAsCiphertext
 from soh_es.quarters import Point, Quarter
 from soh_es.rubric import Rubric, RubricSchedule
@@ -55,6 +61,7 @@ T = TypeVar("T")
 
 MAX_ATTEMPTS = 50
 SNAPSHOT_INTERVAL = 100
+EXPORT_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -467,12 +474,78 @@ class AccountPlans(Application[UUID]):
         return reports
 
     def export(self, plan_id: UUID | None = None) -> Iterator[str]:
-        """Yields the events of one plan, or of every stream, as JSON lines."""
-        for stream_id in self.stream_ids(plan_id):
+        """Yields one plan's events, or the whole log in order, as JSON lines."""
+        if plan_id is not None:
+            self.stream_ids(plan_id)
             with _store_errors():
-                events = self.recorder.select_events(stream_id)
-                index = self.recorder.index_of(stream_id)  # type: ignore[attr-defined]
-            yield from export_lines(events, index)
+                events = self.recorder.select_events(plan_id)
+                index = self.recorder.index_of(plan_id)  # type: ignore[attr-defined]
+            yield from map(export_line, events, index)
+            return
+        position = 0
+        while True:
+            with _store_errors():
+                rows = self.recorder.export_rows(position, EXPORT_BATCH)  # type: ignore[attr-defined]
+            if not rows:
+                return
+            for _, event, row in rows:
+                yield export_line(event, row)
+            position = rows[-1][0]
+
+    def import_lines(self, lines: Iterable[str]) -> int:
+        """Loads an export into this empty store and returns the events loaded.
+
+        Ids, versions, actors, reasons and recorded times are kept as they
+        were, and every chain is checked before anything is written.
+        """
+        lines = [line for line in lines if line.strip()]
+        broken = [r for r in verify_export(lines) if not r.intact]
+        if broken:
+            raise ValidationError(
+                "file",
+                f"Stream {broken[0].originator_id} does not verify: "
+                f"{broken[0].problem}.",
+            )
+        with _store_errors():
+            if self.recorder.max_notification_id():
+                raise ConflictError("Import into an empty store only.")
+            for start in range(0, len(lines), EXPORT_BATCH):
+                batch = [
+                    read_line(line) for line in lines[start : start + EXPORT_BATCH]
+                ]
+                self.recorder.insert_events(
+                    [event for event, _ in batch],
+                    recorded={
+                        (row.originator_id, row.originator_version): from_micros(
+                            row.recorded_us
+                        )
+                        for _, row in batch
+                    },
+                )
+            for plan_id in self.plan_ids():
+                head = self.recorder.head_version(plan_id)  # type: ignore[attr-defined]
+                for version in range(SNAPSHOT_INTERVAL, head + 1, SNAPSHOT_INTERVAL):
+                    self.take_snapshot(plan_id, version=version)
+        logger.info("Imported %s events", len(lines))
+        return len(lines)
+
+    def export_keys(self) -> dict[str, str | None]:
+        """Returns every stakeholder key in hex (None once destroyed), for backups."""
+        with _store_errors():
+            keys = self.factory.key_store().all_keys()  # type: ignore[attr-defined]
+        return {subject: None if k is None else k.hex() for subject, k in keys.items()}
+
+    def import_keys(self, keys: Mapping[str, str | None]) -> None:
+        """Stores stakeholder keys from a backup made by :meth:`export_keys`."""
+        try:
+            parsed = {
+                str(subject): None if k is None else bytes.fromhex(k)
+                for subject, k in keys.items()
+            }
+        except (ValueError, TypeError, AttributeError):
+            raise ValidationError("keys", "Keys are hex strings or null.") from None
+        with _store_errors():
+            self.factory.key_store().restore_keys(parsed)  # type: ignore[attr-defined]
 
     # Helpers.
 

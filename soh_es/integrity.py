@@ -10,13 +10,14 @@ versions must run 1, 2, 3 ... without gaps.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
+from soh_es.errors import ValidationError
 from soh_es.persistence import GENESIS_HASH, IndexRow, chain_hash
 
 
@@ -77,47 +78,49 @@ def verify_stream(
     return ChainReport(originator_id, len(stored_events), True)
 
 
-def export_lines(
-    stored_events: Iterable[StoredEvent], index: Sequence[IndexRow]
-) -> Iterator[str]:
-    """Yields one JSON line per stored event, with its recorded time and hash."""
-    recorded = {row.originator_version: row for row in index}
-    for event in stored_events:
-        row = recorded[event.originator_version]
-        line: dict[str, Any] = {
-            "originator_id": str(event.originator_id),
-            "originator_version": event.originator_version,
-            "topic": event.topic,
-            "state": bytes(event.state).decode("utf-8"),
-            "recorded_us": row.recorded_us,
-            "hash": row.hash.hex(),
-        }
-        yield json.dumps(line, ensure_ascii=False, sort_keys=True)
+def export_line(event: StoredEvent, row: IndexRow) -> str:
+    """Returns one stored event as a JSON line, with its recorded time and hash."""
+    line: dict[str, Any] = {
+        "originator_id": str(event.originator_id),
+        "originator_version": event.originator_version,
+        "topic": event.topic,
+        "state": bytes(event.state).decode("utf-8"),
+        "recorded_us": row.recorded_us,
+        "hash": row.hash.hex(),
+    }
+    return json.dumps(line, ensure_ascii=False, sort_keys=True)
+
+
+def read_line(line: str) -> tuple[StoredEvent, IndexRow]:
+    """Returns the stored event and index row of one exported line."""
+    try:
+        data = json.loads(line)
+        originator_id = UUID(data["originator_id"])
+        version = int(data["originator_version"])
+        event = StoredEvent(
+            originator_id, version, str(data["topic"]), data["state"].encode("utf-8")
+        )
+        row = IndexRow(
+            originator_id,
+            version,
+            int(data["recorded_us"]),
+            bytes.fromhex(data["hash"]),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValidationError(
+            "line", f"{line[:80]!r} is not an exported event: {error}"
+        ) from None
+    return event, row
 
 
 def verify_export(lines: Iterable[str]) -> list[ChainReport]:
     """Checks exported lines the way a third party would, stream by stream."""
     streams: dict[UUID, tuple[list[StoredEvent], list[IndexRow]]] = {}
     for line in lines:
-        data = json.loads(line)
-        originator_id = UUID(data["originator_id"])
-        events, rows = streams.setdefault(originator_id, ([], []))
-        events.append(
-            StoredEvent(
-                originator_id,
-                data["originator_version"],
-                data["topic"],
-                data["state"].encode("utf-8"),
-            )
-        )
-        rows.append(
-            IndexRow(
-                originator_id,
-                data["originator_version"],
-                data["recorded_us"],
-                bytes.fromhex(data["hash"]),
-            )
-        )
+        event, row = read_line(line)
+        events, rows = streams.setdefault(row.originator_id, ([], []))
+        events.append(event)
+        rows.append(row)
     return [
         verify_stream(originator_id, events, rows)
         for originator_id, (events, rows) in streams.items()

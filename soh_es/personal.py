@@ -45,6 +45,14 @@ class KeyStore(ABC):
     def destroy(self, subject: str) -> bool:
         """Destroys the subject's key for good; returns whether one existed."""
 
+    @abstractmethod
+    def all_keys(self) -> dict[str, bytes | None]:
+        """Returns every subject's key, None for those destroyed (for backups)."""
+
+    @abstractmethod
+    def restore_keys(self, keys: dict[str, bytes | None]) -> None:
+        """Stores keys from a backup; keys already present are left as they are."""
+
     @staticmethod
     def new_key() -> bytes:
         """Returns a fresh 256-bit key."""

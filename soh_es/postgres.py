@@ -151,6 +151,45 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
                 for row in curs.fetchall()
             ]
 
+    def export_rows(
+        self, after: int, limit: int
+    ) -> list[tuple[int, StoredEvent, IndexRow]]:
+        """Returns the events after notification ``after`` with their index rows."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT e.notification_id, e.originator_id, e.originator_version, "
+                    "e.topic, e.state, i.recorded_us, i.hash "
+                    "FROM {}.{} AS e JOIN {} AS i "
+                    "ON i.originator_id = e.originator_id "
+                    "AND i.originator_version = e.originator_version "
+                    "WHERE e.notification_id > %s ORDER BY e.notification_id LIMIT %s"
+                ).format(
+                    Identifier(self.datastore.schema),
+                    Identifier(self.events_table_name),
+                    self.index_table,
+                ),
+                (after, limit),
+            )
+            return [
+                (
+                    row["notification_id"],
+                    StoredEvent(
+                        row["originator_id"],
+                        row["originator_version"],
+                        row["topic"],
+                        bytes(row["state"]),
+                    ),
+                    IndexRow(
+                        row["originator_id"],
+                        row["originator_version"],
+                        row["recorded_us"],
+                        bytes(row["hash"]),
+                    ),
+                )
+                for row in curs.fetchall()
+            ]
+
     def originator_ids(self, topic: str) -> list[UUID]:
         """Returns the ids of the streams whose first event has ``topic``."""
         with self.datastore.transaction(commit=False) as curs:
@@ -213,6 +252,28 @@ class PostgresKeyStore(KeyStore):
                 (subject, now, now),
             )
             return destroyed
+
+    def all_keys(self) -> dict[str, bytes | None]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(SQL("SELECT subject, key FROM {}").format(self.table))
+            return {
+                row["subject"]: None if row["key"] is None else bytes(row["key"])
+                for row in curs.fetchall()
+            }
+
+    def restore_keys(self, keys: dict[str, bytes | None]) -> None:
+        now = to_micros(datetime.now(UTC))
+        with self.datastore.transaction(commit=True) as curs:
+            curs.executemany(
+                SQL(
+                    "INSERT INTO {} (subject, key, created_us, destroyed_us) "
+                    "VALUES (%s, %s, %s, %s) ON CONFLICT (subject) DO NOTHING"
+                ).format(self.table),
+                [
+                    (subject, key, now, None if key is not None else now)
+                    for subject, key in keys.items()
+                ],
+            )
 
 
 class PostgresStore(PostgresFactory):

@@ -128,6 +128,34 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
                 for row in c.fetchall()
             ]
 
+    def export_rows(
+        self, after: int, limit: int
+    ) -> list[tuple[int, StoredEvent, IndexRow]]:
+        """Returns the events after notification ``after`` with their index rows."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT e.rowid AS position, e.*, i.recorded_us, i.hash "
+                f"FROM {self.events_table_name} AS e JOIN soh_event_index AS i "
+                "ON i.originator_id = e.originator_id "
+                "AND i.originator_version = e.originator_version "
+                "WHERE e.rowid > ? ORDER BY e.rowid LIMIT ?",
+                (after, limit),
+            )
+            rows = []
+            for row in c.fetchall():
+                originator_id = UUID(row["originator_id"])
+                version = row["originator_version"]
+                rows.append(
+                    (
+                        row["position"],
+                        StoredEvent(originator_id, version, row["topic"], row["state"]),
+                        IndexRow(
+                            originator_id, version, row["recorded_us"], row["hash"]
+                        ),
+                    )
+                )
+            return rows
+
     def originator_ids(self, topic: str) -> list[UUID]:
         """Returns the ids of the streams whose first event has ``topic``."""
         with self.datastore.transaction(commit=False) as c:
@@ -172,6 +200,26 @@ class SQLiteKeyStore(KeyStore):
                 (subject, now, now),
             )
             return row is not None and row["key"] is not None
+
+    def all_keys(self) -> dict[str, bytes | None]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT subject, key FROM soh_stakeholder_keys")
+            return {
+                row["subject"]: None if row["key"] is None else bytes(row["key"])
+                for row in c.fetchall()
+            }
+
+    def restore_keys(self, keys: dict[str, bytes | None]) -> None:
+        now = to_micros(datetime.now(UTC))
+        with self.datastore.transaction(commit=True) as c:
+            c.executemany(
+                "INSERT OR IGNORE INTO soh_stakeholder_keys "
+                "(subject, key, created_us, destroyed_us) VALUES (?, ?, ?, ?)",
+                [
+                    (subject, key, now, None if key is not None else now)
+                    for subject, key in keys.items()
+                ],
+            )
 
 
 class SQLiteStore(SQLiteFactory):
