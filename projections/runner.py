@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from uuid import UUID
 
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import (
+    InterfaceError,
+    Notification,
+    OperationalError,
+    ProgrammingError,
+)
 from eventsourcing.utils import get_topic
 from psycopg import sql
 
@@ -286,10 +291,10 @@ class ProjectionRunner:
             return
         with self.store.transaction(commit=True) as cursor:
             self.store.lock_schema(cursor)
+            # Positions before read tables: the order a batch locks them in,
+            # so a setup and a running batch cannot deadlock.
             self.store.create_positions_table(cursor)
             for projection in self.projections:
-                for table in projection.tables:
-                    self.store.create_table(cursor, table)
                 cursor.execute(
                     sql.SQL(
                         "INSERT INTO {} (name, position) VALUES (%s, 0) "
@@ -297,6 +302,9 @@ class ProjectionRunner:
                     ).format(self.store.table(POSITIONS_TABLE)),
                     (projection.position_name,),
                 )
+            for projection in self.projections:
+                for table in projection.tables:
+                    self.store.create_table(cursor, table)
         self._ready = True
 
     def projection(self, name: str) -> Projection:
@@ -331,7 +339,15 @@ class ProjectionRunner:
         logger.info("Projection runner started: %s", self._names(self.projections))
         try:
             while not stop.is_set():
-                if not self.run_once():
+                try:
+                    applied = self.run_once()
+                except (OperationalError, InterfaceError):
+                    # A lost connection: wait, then carry on from the
+                    # positions, which the failed batch did not move.
+                    logger.exception("Projecting failed; retrying")
+                    stop.wait(poll_interval)
+                    continue
+                if not applied:
                     waiter.wait()
         finally:
             waiter.close()
@@ -470,8 +486,10 @@ class ProjectionRunner:
     # Status.
 
     def status(self) -> list[ProjectionStatus]:
-        """Returns each projection's position, the log's head, and the lag."""
-        self.setup()
+        """Returns each projection's position, the log's head, and the lag.
+
+        A projection that never ran is at position 0.
+        """
         head = self.app.recorder.max_notification_id() or 0
         positions = self._positions(p.name for p in self.projections)
         return [
@@ -494,7 +512,6 @@ class ProjectionRunner:
         """
         if position is None:
             return True
-        self.setup()
         chosen = [p.name for p in self.projections] if names is None else list(names)
         deadline = time.monotonic() + timeout
         while True:
@@ -506,18 +523,24 @@ class ProjectionRunner:
             time.sleep(min(interval, remaining))
 
     def _positions(self, names: Iterable[str]) -> dict[str, int]:
+        """Returns the positions of the projections named, 0 for those not set up.
+
+        Reading never creates tables, so readers can ask before any runner ran.
+        """
         wanted = list(names)
-        with self.store.transaction(commit=False) as cursor:
-            cursor.execute(
-                sql.SQL("SELECT name, position FROM {}").format(
-                    self.store.table(POSITIONS_TABLE)
+        found: dict[str, int] = {}
+        try:
+            with self.store.transaction(commit=False) as cursor:
+                cursor.execute(
+                    sql.SQL("SELECT name, position FROM {}").format(
+                        self.store.table(POSITIONS_TABLE)
+                    )
                 )
-            )
-            found = {row["name"]: int(row["position"]) for row in cursor.fetchall()}
-        missing = [name for name in wanted if name not in found]
-        if missing:
-            raise KeyError(f"No position is recorded for {', '.join(missing)}.")
-        return {name: found[name] for name in wanted}
+                found = {r["name"]: int(r["position"]) for r in cursor.fetchall()}
+        except (ProgrammingError, OperationalError):
+            if self._ready:
+                raise
+        return {name: found.get(name, 0) for name in wanted}
 
     @staticmethod
     def _names(projections: Iterable[Projection]) -> str:
@@ -548,8 +571,14 @@ class _Waiter:
         if self._connection is None:
             self.stop.wait(self.poll_interval)
             return
-        for _ in self._connection.notifies(timeout=self.poll_interval, stop_after=1):
-            pass
+        # Listen in short spells, so that a stop request is seen promptly.
+        deadline = time.monotonic() + self.poll_interval
+        while not self.stop.is_set():
+            spell = min(0.25, deadline - time.monotonic())
+            if spell <= 0:
+                return
+            for _ in self._connection.notifies(timeout=spell, stop_after=1):
+                return
 
     def close(self) -> None:
         """Gives the listening connection back."""

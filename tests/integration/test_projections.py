@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -26,6 +27,7 @@ from soh_es.domain import ERASED, Context, Source
 from soh_es.errors import SohError
 from soh_es.quarters import Quarter
 from soh_es.rubric import DEFAULT_RUBRIC, Band, Rubric
+from soh_es.settings import Settings
 from soh_es.views import score_document
 
 ALL = DEFAULT_RUBRIC.keys
@@ -379,7 +381,7 @@ def run_command(
 
 
 @hypothesis_settings(
-    max_examples=8,
+    max_examples=15,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -876,3 +878,24 @@ def test_runners_racing_on_one_store_apply_each_event_once(
 
     assert errors == []
     assert_read_models_match_replay(app, store)
+
+
+def test_an_idle_worker_on_postgresql_wakes_when_events_are_written(
+    postgres_settings: Settings,
+) -> None:
+    app = AccountPlans(postgres_settings)
+    runner = ProjectionRunner(app, default_projections())
+    background = runner.start_in_background(poll_interval=30)
+    try:
+        first = app.open_plan("Alpha", ctx=at("2025-01-10"))
+        assert runner.wait_for(first.position, timeout=10)
+        time.sleep(0.2)
+        started = time.monotonic()
+        later = app.edit_section(
+            first.plan_id, "goals", {"summary": "Grow"}, ctx=at("2025-01-11")
+        )
+        assert runner.wait_for(later.position, timeout=5)
+        assert time.monotonic() - started < 5
+    finally:
+        background.stop()
+        app.close()
