@@ -492,11 +492,15 @@ class AccountPlans(Application[UUID]):
                 yield export_line(event, row)
             position = rows[-1][0]
 
-    def import_lines(self, lines: Iterable[str]) -> int:
+    def import_lines(
+        self, lines: Iterable[str], *, keys: Mapping[str, str | None] | None = None
+    ) -> int:
         """Loads an export into this empty store and returns the events loaded.
 
         Ids, versions, actors, reasons and recorded times are kept as they
-        were, and every chain is checked before anything is written.
+        were, and every chain is checked before anything is written. ``keys``
+        (from :meth:`export_keys`) are stored first; without them personal
+        data arrives erased.
         """
         lines = [line for line in lines if line.strip()]
         broken = [r for r in verify_export(lines) if not r.intact]
@@ -509,6 +513,8 @@ class AccountPlans(Application[UUID]):
         with _store_errors():
             if self.recorder.max_notification_id():
                 raise ConflictError("Import into an empty store only.")
+            if keys:
+                self._import_keys(keys)
             for start in range(0, len(lines), EXPORT_BATCH):
                 batch = [
                     read_line(line) for line in lines[start : start + EXPORT_BATCH]
@@ -535,8 +541,7 @@ class AccountPlans(Application[UUID]):
             keys = self.factory.key_store().all_keys()  # type: ignore[attr-defined]
         return {subject: None if k is None else k.hex() for subject, k in keys.items()}
 
-    def import_keys(self, keys: Mapping[str, str | None]) -> None:
-        """Stores stakeholder keys from a backup made by :meth:`export_keys`."""
+    def _import_keys(self, keys: Mapping[str, str | None]) -> None:
         try:
             parsed = {
                 str(subject): None if k is None else bytes.fromhex(k)

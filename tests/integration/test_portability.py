@@ -37,8 +37,7 @@ def test_an_import_reproduces_ids_versions_actors_times_and_hashes(
     keys = app.export_keys()
     target = AccountPlans(Settings(f"sqlite:///{tmp_path / 'copy.sqlite3'}"))
 
-    assert target.import_lines(lines) == len(lines)
-    target.import_keys(keys)
+    assert target.import_lines(lines, keys=keys) == len(lines)
 
     assert list(target.export()) == lines
     assert target.plan_ids() == plans
