@@ -1,13 +1,16 @@
-"""The ``soh`` command: serve the API, manage users and tokens, load the demo."""
+"""The ``soh`` command: serve, manage users and tokens, demo, verify, move data."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from uuid import UUID
 
+from api import create_app
 from soh_es.application import AccountPlans
 from soh_es.errors import SohError
 from soh_es.identity import Identities, Role
@@ -71,6 +74,32 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="load a demo portfolio of four plans")
     demo.set_defaults(run=_demo)
+
+    init = commands.add_parser("init", help="create the tables, then exit")
+    init.set_defaults(run=_init)
+
+    verify = commands.add_parser(
+        "verify", help="walk the hash chains; exit 1 if any does not verify"
+    )
+    verify.add_argument("plan", nargs="?", type=UUID)
+    verify.set_defaults(run=_verify)
+
+    export = commands.add_parser(
+        "export", help="write the event log (or one plan's) as JSON lines"
+    )
+    export.add_argument("--plan", type=UUID)
+    export.add_argument("--output", type=Path, help="file to write (default: stdout)")
+    export.add_argument(
+        "--keys", type=Path, help="also write the stakeholder keys to this file"
+    )
+    export.set_defaults(run=_export)
+
+    load = commands.add_parser(
+        "import", help="load an export into an empty store, ids and times kept"
+    )
+    load.add_argument("file", type=Path)
+    load.add_argument("--keys", type=Path, help="stakeholder keys from an export")
+    load.set_defaults(run=_import)
     return parser
 
 
@@ -93,9 +122,6 @@ def ensure_first_admin(identities: Identities) -> str | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    # The API is imported here so that the write side never depends on Flask.
-    from api import create_app
-
     app = create_app(Settings.from_env())
     secret = ensure_first_admin(app.extensions["soh"].identities)
     if secret is not None:
@@ -167,6 +193,58 @@ def _demo(args: argparse.Namespace) -> int:
     for plan_id in plans.plan_ids():
         plan = plans.get_plan(plan_id)
         print(f"  {plan_id}  {plan.partner} (owner {plan.owner})")
+    plans.close()
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    plans, identities = _identities()
+    identities.create_tables()
+    plans.close()
+    print("The tables are ready.")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    plans, _ = _identities()
+    reports = plans.verify(args.plan)
+    for report in reports:
+        if report.intact:
+            print(f"{report.originator_id}\tintact\t{report.events} events")
+        else:
+            print(
+                f"{report.originator_id}\tBROKEN at version "
+                f"{report.first_bad_version}: {report.problem}"
+            )
+    plans.close()
+    return 0 if all(r.intact for r in reports) else 1
+
+
+def _export(args: argparse.Namespace) -> int:
+    plans, _ = _identities()
+    out = sys.stdout if args.output is None else args.output.open("w")
+    count = 0
+    try:
+        for line in plans.export(args.plan):
+            out.write(line + "\n")
+            count += 1
+    finally:
+        if args.output is not None:
+            out.close()
+    if args.keys is not None:
+        args.keys.write_text(json.dumps(plans.export_keys(), indent=1))
+        args.keys.chmod(0o600)
+    print(f"Exported {count} events.", file=sys.stderr)
+    plans.close()
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    plans, _ = _identities()
+    keys = None if args.keys is None else json.loads(args.keys.read_text())
+    with args.file.open() as lines:
+        count = plans.import_lines(lines, keys=keys)
+    print(f"Imported {count} events.", file=sys.stderr)
     plans.close()
     return 0
 
