@@ -899,3 +899,30 @@ def test_an_idle_worker_on_postgresql_wakes_when_events_are_written(
     finally:
         background.stop()
         app.close()
+
+
+def test_a_rebuild_while_a_worker_keeps_projecting_ends_equal_to_the_replay(
+    app: AccountPlans, runner: ProjectionRunner, store: ReadStore
+) -> None:
+    plans = [app.open_plan(f"P{n}", ctx=at("2025-01-10")).plan_id for n in range(3)]
+    background = runner.start_in_background(poll_interval=0.01)
+    rebuilder = ProjectionRunner(app, default_projections(), batch_size=5)
+    try:
+        last = None
+        for day in range(1, 16):
+            for plan_id in plans:
+                last = app.edit_section(
+                    plan_id,
+                    "goals",
+                    {"summary": f"step {day}"},
+                    ctx=at(f"2025-02-{day:02}"),
+                )
+            if day == 5:
+                rebuilder.rebuild()
+        rebuilder.rebuild("audit")
+        assert last is not None
+        assert runner.wait_for(last.position, timeout=20)
+    finally:
+        background.stop()
+    assert background.thread.is_alive() is False
+    assert_read_models_match_replay(app, store)
