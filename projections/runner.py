@@ -216,6 +216,8 @@ class _Decoder:
             if isinstance(event, AccountPlan.Event):
                 plan_id = event.originator_id
                 before = self._plan_before(event)
+                # The history module tells one event given the plan before
+                # it; its only public entry replays a whole stream.
                 change = _describe(event, before)
                 plan = event.mutate(before)
                 assert plan is not None
