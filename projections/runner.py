@@ -31,7 +31,7 @@ from psycopg import sql
 from projections.store import POSITIONS_TABLE, ReadCursor, ReadStore, Table
 from soh_es.application import AccountPlans
 from soh_es.domain import AccountPlan, RubricRegister
-from soh_es.history import Change, _describe
+from soh_es.history import Change, describe
 from soh_es.rubric import RubricSchedule
 
 logger = logging.getLogger(__name__)
@@ -218,7 +218,7 @@ class _Decoder:
                 before = self._plan_before(event)
                 # The history module tells one event given the plan before
                 # it; its only public entry replays a whole stream.
-                change = _describe(event, before)
+                change = describe(event, before)
                 plan = event.mutate(before)
                 assert plan is not None
                 self.cache.put(plan)

@@ -48,7 +48,7 @@ def changes_of(events: Iterable[AccountPlan.Event]) -> Iterator[Change]:
     """Replays ``events`` from the plan's first and tells each as a Change."""
     plan: AccountPlan | None = None
     for event in events:
-        change = _describe(event, plan)
+        change = describe(event, plan)
         plan = event.mutate(plan)
         yield change
 
@@ -66,7 +66,8 @@ def _section_of(event: AccountPlan.Event) -> str:
     return LIFECYCLE
 
 
-def _describe(event: AccountPlan.Event, plan: AccountPlan | None) -> Change:
+def describe(event: AccountPlan.Event, plan: AccountPlan | None) -> Change:
+    """Tells one event as a Change, given the plan as it stood before it."""
     kind, record_id, changes = _field_changes(event, plan)
     return Change(
         version=event.originator_version,

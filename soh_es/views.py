@@ -7,6 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
+from uuid import UUID
 
 from soh_es.domain import AccountPlan, flatten_record
 from soh_es.personal import Personal
@@ -28,7 +29,7 @@ def plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, Quarter):
+    if isinstance(value, Quarter | UUID):
         return str(value)
     if isinstance(value, Personal):
         return None if value.data is None else plain(value.data)
