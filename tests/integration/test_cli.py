@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from soh_es.application import AccountPlans
 from api.cli import ensure_first_admin, main
+from soh_es.application import AccountPlans
 from soh_es.identity import Identities, Role, hash_secret
 from soh_es.settings import Settings
 
