@@ -7,15 +7,16 @@ import logging
 import time
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
-from api import docs, history, plans, records, users
+from api import admin, docs, history, plans, records, users
 from api.auth import authorise_request
 from api.common import Services, services
 from api.config import ApiSettings
 from api.errors import PROBLEM_MEDIA_TYPE, ProblemError, register_error_handlers
+from api.limits import WriteLimiter, check_page_size, limit_writes
 from api.schemas import ProblemSchema
 from soh_es.application import AccountPlans
 from soh_es.identity import Identities
@@ -80,12 +81,18 @@ def create_app(
     if settings.create_tables:
         identities.create_tables()
     app.extensions["soh"] = Services(application, identities)
+    limit = api_settings.write_rate_limit
+    app.extensions["soh_limits"] = (
+        None if limit is None else WriteLimiter(limit),
+        api_settings.max_page_size,
+    )
 
     api = SohApi(app)
     api.register_blueprint(plans.create_blueprint())
     api.register_blueprint(records.create_blueprint())
     api.register_blueprint(history.create_blueprint())
     api.register_blueprint(users.create_blueprint())
+    api.register_blueprint(admin.create_blueprint())
     app.register_blueprint(docs.create_blueprint())
     app.before_request(_start_request)
     app.after_request(_log_request)
@@ -95,6 +102,9 @@ def create_app(
 def _start_request() -> None:
     g.soh_started = time.perf_counter()
     authorise_request(services().identities)
+    limiter, max_page_size = current_app.extensions["soh_limits"]
+    limit_writes(limiter)
+    check_page_size(max_page_size)
     if request.method in BODY_METHODS and _has_body() and not request.is_json:
         raise ProblemError(
             400,

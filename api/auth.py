@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from flask import current_app, g, request
 
 from api.errors import ProblemError
-from soh_es.identity import Identities, Role, User
+from soh_es.identity import Identities, Role, User, hash_secret
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -98,4 +98,6 @@ def _authenticate(identities: Identities) -> User:
             "Authorization: Bearer <token>.",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    # Limits are counted per token; only the token's hash is kept.
+    g.soh_token_key = hash_secret(secret.strip())
     return user

@@ -3,31 +3,82 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from api.limits import RateLimit
 from soh_es.settings import SettingsError
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
+DEFAULT_WRITE_RATE_LIMIT = "600/minute"
+DEFAULT_MAX_PAGE_SIZE = 500
+PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0}
+_RATE = re.compile(r"^\s*(\d{1,7})\s*/\s*(second|minute|hour)\s*$")
 
 
 @dataclass(frozen=True)
 class ApiSettings:
-    """Limits of the HTTP layer."""
+    """Limits of the HTTP layer.
+
+    ``write_rate_limit`` is None when writes are not rate limited.
+    """
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    write_rate_limit: RateLimit | None = None
+    max_page_size: int = DEFAULT_MAX_PAGE_SIZE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
-        """Reads ``SOH_MAX_BODY_BYTES`` (1 KiB to 16 MiB)."""
+        """Reads ``SOH_MAX_BODY_BYTES``, ``SOH_WRITE_RATE_LIMIT``,
+        ``SOH_WRITE_BURST`` and ``SOH_MAX_PAGE_SIZE``."""
         env = os.environ if environ is None else environ
-        raw = env.get("SOH_MAX_BODY_BYTES") or str(DEFAULT_MAX_BODY_BYTES)
-        try:
-            value = int(raw)
-        except ValueError:
-            value = 0
-        if not 1024 <= value <= 16 * 1024 * 1024:
-            raise SettingsError(
-                "SOH_MAX_BODY_BYTES", f"{raw!r} is not a byte count 1024 to 16777216."
-            )
-        return cls(max_body_bytes=value)
+        return cls(
+            max_body_bytes=_integer(
+                env, "SOH_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 16 * 1024**2
+            ),
+            write_rate_limit=parse_rate_limit(
+                env.get("SOH_WRITE_RATE_LIMIT") or DEFAULT_WRITE_RATE_LIMIT,
+                env.get("SOH_WRITE_BURST") or None,
+            ),
+            max_page_size=_integer(
+                env, "SOH_MAX_PAGE_SIZE", DEFAULT_MAX_PAGE_SIZE, 1, 500
+            ),
+        )
+
+
+def parse_rate_limit(text: str, burst: str | None = None) -> RateLimit | None:
+    """Parses ``N/second``, ``N/minute`` or ``N/hour``; ``0`` or ``off`` is None.
+
+    The burst (writes allowed at once) defaults to N.
+    """
+    if text.strip().lower() in ("0", "off", "no", "none"):
+        return None
+    match = _RATE.match(text)
+    if match is None or int(match.group(1)) < 1:
+        raise SettingsError(
+            "SOH_WRITE_RATE_LIMIT",
+            f"{text!r} is not a rate such as 60/minute (a whole number of writes "
+            "per second, minute or hour), nor off.",
+        )
+    count = int(match.group(1))
+    size = count
+    if burst is not None:
+        size = _integer({"SOH_WRITE_BURST": burst}, "SOH_WRITE_BURST", count, 1, 10**6)
+    rate = count / PERIODS[match.group(2)]
+    return RateLimit(rate, size, f"{count}/{match.group(2)}, burst {size}")
+
+
+def _integer(
+    env: Mapping[str, str], name: str, default: int, lowest: int, highest: int
+) -> int:
+    raw = env.get(name) or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = lowest - 1
+    if not lowest <= value <= highest:
+        raise SettingsError(
+            name, f"{raw!r} is not a whole number {lowest} to {highest}."
+        )
+    return value

@@ -457,6 +457,31 @@ class DiffSchema(ma.Schema):
     differences = fields.List(fields.Nested(DifferenceSchema), required=True)
 
 
+# Verification of the hash chains.
+
+
+class ChainReportSchema(ma.Schema):
+    """Whether one stream's hash chain verifies, and where it first breaks."""
+
+    stream_id = fields.UUID(required=True)
+    kind = fields.String(
+        required=True, validate=validate.OneOf(["plan", "rubric_register"])
+    )
+    events = fields.Integer(required=True)
+    intact = fields.Boolean(required=True)
+    first_bad_version = fields.Integer(allow_none=True)
+    problem = fields.String(allow_none=True)
+
+
+class VerificationSchema(ma.Schema):
+    """The verification of one plan's chain, or of every stream's."""
+
+    intact = fields.Boolean(required=True)
+    streams = fields.Integer(required=True)
+    broken = fields.Integer(required=True)
+    items = fields.List(fields.Nested(ChainReportSchema), required=True)
+
+
 # Users and tokens.
 
 
