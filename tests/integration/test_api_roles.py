@@ -18,6 +18,8 @@ ADMIN_ONLY = {
     ("POST", "/users"),
     ("POST", "/users/{}/tokens"),
     ("DELETE", "/tokens/{}"),
+    ("GET", "/admin/verify"),
+    ("GET", "/plans/{plan}/verify"),
 }
 # What a partner may read of its own plan: the plan itself (cut to the shared
 # sections) and the goals and market demand records.
