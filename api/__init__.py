@@ -14,11 +14,11 @@ from flask_smorest.utils import prepare_response
 from api import admin, docs, history, plans, records, users
 from api.auth import authorise_request
 from api.common import Services, services
-from api.config import ApiSettings
+from api.config import ApiSettings, ObservabilitySettings
 from api.errors import PROBLEM_MEDIA_TYPE, ProblemError, register_error_handlers
 from api.limits import WriteLimiter, check_page_size, limit_writes
+from api.observability import ObservedPlans, install_observability
 from api.schemas import ProblemSchema
-from soh_es.application import AccountPlans
 from soh_es.identity import Identities
 from soh_es.settings import Settings
 
@@ -50,11 +50,15 @@ class SohApi(Api):
 
 
 def create_app(
-    settings: Settings | None = None, *, api_settings: ApiSettings | None = None
+    settings: Settings | None = None,
+    *,
+    api_settings: ApiSettings | None = None,
+    observability: ObservabilitySettings | None = None,
 ) -> Flask:
     """Returns the API app on the store the settings name (by default, the env)."""
     settings = settings or Settings.from_env()
     api_settings = api_settings or ApiSettings.from_env()
+    observability = observability or ObservabilitySettings.from_env()
     app = Flask(__name__, static_folder=None)
     app.config.update(
         API_TITLE="soh-es account plans",
@@ -76,7 +80,10 @@ def create_app(
         },
     )
 
-    application = AccountPlans(settings)
+    application = ObservedPlans(settings)
+    # First, so that every request has its correlation id before any
+    # other hook can refuse it.
+    install_observability(app, application, observability)
     identities = Identities.of(application)
     if settings.create_tables:
         identities.create_tables()
@@ -123,13 +130,24 @@ def _has_body() -> bool:
 def _log_request(response: Response) -> Response:
     started = g.get("soh_started")
     elapsed = 0.0 if started is None else (time.perf_counter() - started) * 1000
-    user = g.get("soh_user")
+    actor = "-" if g.get("soh_user") is None else g.soh_user.name
+    path = request.full_path.rstrip("?")
+    correlation_id = g.get("soh_request_id", "-")
     logger.info(
-        "%s %s %s %.1fms %s",
+        "%s %s %s %.1fms %s %s",
         request.method,
-        request.full_path.rstrip("?"),
+        path,
         response.status_code,
         elapsed,
-        "-" if user is None else user.name,
+        actor,
+        correlation_id,
+        extra={
+            "method": request.method,
+            "path": path,
+            "status": response.status_code,
+            "duration_ms": round(elapsed, 1),
+            "actor": actor,
+            "correlation_id": correlation_id,
+        },
     )
     return response

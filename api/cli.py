@@ -14,6 +14,7 @@ from api import create_app
 from soh_es.application import AccountPlans
 from soh_es.errors import SohError
 from soh_es.identity import Identities, Role
+from soh_es.logs import LogSettings, configure_logging
 from soh_es.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -25,10 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
+        configure_logging(LogSettings.from_env())
         status: int = args.run(args)
     except SohError as error:
         print(f"soh: {error}", file=sys.stderr)

@@ -9,7 +9,7 @@ from typing import Any
 
 import flask_smorest
 import marshmallow as ma
-from flask import current_app, request
+from flask import current_app, g, request
 from webargs.flaskparser import FlaskParser
 
 from api.auth import current_user
@@ -62,10 +62,10 @@ def plans() -> AccountPlans:
 def context(body: dict[str, Any] | None = None) -> Context:
     """Returns the command context: the caller, the reason and the request id."""
     reason = (body or {}).get("reason")
-    request_id = request.headers.get("X-Request-Id", "").strip()
     options: dict[str, Any] = {}
-    if 1 <= len(request_id) <= 200:
-        options["correlation_id"] = request_id
+    # The request's correlation id, from X-Request-ID or made at its start.
+    if g.get("soh_request_id"):
+        options["correlation_id"] = g.soh_request_id
     return Context(current_user().name, reason=reason, source=Source.API, **options)
 
 

@@ -47,6 +47,42 @@ class ApiSettings:
         )
 
 
+DEFAULT_READY_MAX_LAG = 1000
+_ON = ("1", "y", "yes", "true", "on")
+_OFF = ("0", "n", "no", "false", "off")
+
+
+@dataclass(frozen=True)
+class ObservabilitySettings:
+    """Readiness and metrics of the API.
+
+    ``ready_max_lag`` is how many events the read models may be behind the
+    log while ``/readyz`` still answers ready; ``metrics`` serves ``/metrics``.
+    """
+
+    ready_max_lag: int = DEFAULT_READY_MAX_LAG
+    metrics: bool = True
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None
+    ) -> ObservabilitySettings:
+        """Reads ``SOH_READY_MAX_LAG`` (0 or more) and ``SOH_METRICS`` (yes/no)."""
+        env = os.environ if environ is None else environ
+        raw = (env.get("SOH_READY_MAX_LAG") or "").strip()
+        lag = DEFAULT_READY_MAX_LAG
+        if raw:
+            lag = int(raw) if raw.isdigit() and len(raw) <= 12 else -1
+            if lag < 0:
+                raise SettingsError(
+                    "SOH_READY_MAX_LAG", f"{raw!r} is not a whole number of events."
+                )
+        metrics = (env.get("SOH_METRICS") or "yes").strip().lower()
+        if metrics not in _ON + _OFF:
+            raise SettingsError("SOH_METRICS", f"{metrics!r} is not yes or no.")
+        return cls(ready_max_lag=lag, metrics=metrics in _ON)
+
+
 def parse_rate_limit(text: str, burst: str | None = None) -> RateLimit | None:
     """Parses ``N/second``, ``N/minute`` or ``N/hour``; ``0`` or ``off`` is None.
 

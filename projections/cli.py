@@ -13,6 +13,8 @@ from types import FrameType
 from projections import default_projections
 from projections.runner import DEFAULT_BATCH_SIZE, ProjectionRunner
 from soh_es.application import AccountPlans
+from soh_es.errors import SohError
+from soh_es.logs import LogSettings, configure_logging
 from soh_es.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -50,12 +52,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    app = AccountPlans(Settings.from_env())
+    try:
+        configure_logging(LogSettings.from_env())
+        app = AccountPlans(Settings.from_env())
+    except SohError as error:
+        print(f"python -m projections: {error}", file=sys.stderr)
+        return 1
     try:
         runner = ProjectionRunner(
             app, default_projections(), batch_size=args.batch_size

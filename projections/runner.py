@@ -9,6 +9,7 @@ exactly once, across crashes, restarts and competing runners.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import (
     InterfaceError,
     Notification,
@@ -575,19 +577,32 @@ class _Waiter:
             return
         # Listen in short spells, so that a stop request is seen promptly.
         deadline = time.monotonic() + self.poll_interval
-        while not self.stop.is_set():
-            spell = min(0.25, deadline - time.monotonic())
-            if spell <= 0:
-                return
-            for _ in self._connection.notifies(timeout=spell, stop_after=1):
-                return
+        try:
+            while not self.stop.is_set():
+                spell = min(0.25, deadline - time.monotonic())
+                if spell <= 0:
+                    return
+                for _ in self._connection.notifies(timeout=spell, stop_after=1):
+                    return
+        except psycopg.Error as error:
+            # The database went away (a restart, say): from now on this
+            # runner polls at its interval instead of listening.
+            logger.warning("Stopped listening for new events: %s", error)
+            self._give_back()
 
     def close(self) -> None:
         """Gives the listening connection back."""
         if self._context is not None:
-            self._connection.execute(sql.SQL("UNLISTEN *"))
+            with contextlib.suppress(psycopg.Error):
+                self._connection.execute(sql.SQL("UNLISTEN *"))
+            self._give_back()
+
+    def _give_back(self) -> None:
+        # The pool discards a broken connection it is given back.
+        with contextlib.suppress(psycopg.Error, OperationalError, InterfaceError):
             self._context.__exit__(None, None, None)
-            self._context = None
+        self._context = None
+        self._connection = None
 
 
 class BackgroundRunner:

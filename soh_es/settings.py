@@ -11,6 +11,14 @@ from urllib.parse import unquote, urlsplit
 from soh_es.errors import SohError
 from soh_es.quarters import FiscalCalendar
 
+VARIABLES = (
+    "SOH_DATABASE_URL",
+    "SOH_DATA_DIR",
+    "SOH_FISCAL_YEAR_START",
+    "SOH_DB_POOL_SIZE",
+    "SOH_CREATE_TABLES",
+)
+
 
 class SettingsError(SohError):
     """Raised at start when an environment variable holds a value we cannot use."""
@@ -34,6 +42,10 @@ class Settings:
         """Reads ``SOH_*`` variables; see the README's configuration table."""
         env = os.environ if environ is None else environ
         data_dir = Path(env.get("SOH_DATA_DIR") or "data")
+        if data_dir.exists() and not data_dir.is_dir():
+            raise SettingsError(
+                "SOH_DATA_DIR", f"{str(data_dir)!r} exists and is not a directory."
+            )
         url = env.get("SOH_DATABASE_URL") or f"sqlite:///{data_dir / 'soh.sqlite3'}"
         settings = cls(
             database_url=url,
@@ -72,6 +84,13 @@ class Settings:
         if self.is_postgres:
             parts = urlsplit(self.database_url)
             database = parts.path.lstrip("/")
+            try:
+                port = parts.port or 5432
+            except ValueError:
+                raise SettingsError(
+                    "SOH_DATABASE_URL",
+                    "the port of the URL is not a number 0 to 65535.",
+                ) from None
             if not parts.hostname or not database:
                 raise SettingsError(
                     "SOH_DATABASE_URL",
@@ -82,7 +101,7 @@ class Settings:
                 "PERSISTENCE_MODULE": "soh_es.postgres:PostgresStore",
                 "POSTGRES_DBNAME": unquote(database),
                 "POSTGRES_HOST": parts.hostname,
-                "POSTGRES_PORT": str(parts.port or 5432),
+                "POSTGRES_PORT": str(port),
                 "POSTGRES_USER": unquote(parts.username or "postgres"),
                 "POSTGRES_PASSWORD": unquote(parts.password or ""),
                 "POSTGRES_POOL_SIZE": str(self.pool_size),
@@ -91,9 +110,11 @@ class Settings:
                 "POSTGRES_LOCK_TIMEOUT": "10",
                 "CREATE_TABLE": create,
             }
+        # Only the scheme is shown: the rest of the URL may hold a password.
+        scheme = self.database_url.partition(":")[0]
         raise SettingsError(
             "SOH_DATABASE_URL",
-            f"{self.database_url!r} is neither sqlite:///PATH nor postgresql://...",
+            f"the scheme {scheme!r} is neither sqlite:///PATH nor postgresql://...",
         )
 
 

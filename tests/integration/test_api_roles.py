@@ -13,6 +13,8 @@ from tests.integration.test_api_errors import World, build_world
 
 ROLES = ("anonymous", "admin", "editor", "viewer", "partner", "outsider")
 PUBLIC = {("GET", "/docs"), ("GET", "/openapi.json"), ("GET", "/docs/assets/{}")}
+# Probes and metrics answer without a token (SOH_METRICS=no turns metrics off).
+PUBLIC |= {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 ADMIN_ONLY = {
     ("GET", "/users"),
     ("POST", "/users"),
