@@ -15,6 +15,8 @@ ROLES = ("anonymous", "admin", "editor", "viewer", "partner", "outsider")
 PUBLIC = {("GET", "/docs"), ("GET", "/openapi.json"), ("GET", "/docs/assets/{}")}
 # Probes and metrics answer without a token (SOH_METRICS=no turns metrics off).
 PUBLIC |= {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
+# Probes and metrics answer without a token (SOH_METRICS=no turns metrics off).
+PUBLIC |= {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 ADMIN_ONLY = {
     ("GET", "/users"),
     ("POST", "/users"),
