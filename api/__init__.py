@@ -11,13 +11,25 @@ from flask import Flask, Response, current_app, g, request
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
-from api import admin, docs, history, plans, records, users
+from api import (
+    admin,
+    audit,
+    digest,
+    docs,
+    history,
+    operations,
+    plans,
+    portfolio,
+    records,
+    users,
+)
 from api.auth import authorise_request
 from api.common import Services, services
 from api.config import ApiSettings, ObservabilitySettings
 from api.errors import PROBLEM_MEDIA_TYPE, ProblemError, register_error_handlers
 from api.limits import WriteLimiter, check_page_size, limit_writes
 from api.observability import ObservedPlans, install_observability
+from api.readmodels import ReadModels
 from api.schemas import ProblemSchema
 from soh_es.identity import Identities
 from soh_es.settings import Settings
@@ -87,7 +99,14 @@ def create_app(
     identities = Identities.of(application)
     if settings.create_tables:
         identities.create_tables()
-    app.extensions["soh"] = Services(application, identities)
+    read_models = ReadModels(
+        application, settings, wait_seconds=api_settings.read_wait_seconds
+    )
+    if settings.create_tables:
+        read_models.setup()
+    if api_settings.runs_projections(settings):
+        read_models.start_in_process()
+    app.extensions["soh"] = Services(application, identities, read_models)
     limit = api_settings.write_rate_limit
     app.extensions["soh_limits"] = (
         None if limit is None else WriteLimiter(limit),
@@ -100,6 +119,10 @@ def create_app(
     api.register_blueprint(history.create_blueprint())
     api.register_blueprint(users.create_blueprint())
     api.register_blueprint(admin.create_blueprint())
+    api.register_blueprint(audit.create_blueprint())
+    api.register_blueprint(portfolio.create_blueprint())
+    api.register_blueprint(digest.create_blueprint())
+    api.register_blueprint(operations.create_blueprint())
     app.register_blueprint(docs.create_blueprint())
     app.before_request(_start_request)
     app.after_request(_log_request)

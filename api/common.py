@@ -14,7 +14,9 @@ from webargs.flaskparser import FlaskParser
 
 from api.auth import current_user
 from api.errors import ProblemError
-from soh_es.application import AccountPlans
+from api.readmodels import POSITION_HEADER, ReadModels
+from projections.store import ReadStore
+from soh_es.application import AccountPlans, Outcome
 from soh_es.domain import Context, Source
 from soh_es.identity import Identities
 from soh_es.quarters import Point, Quarter, parse_instant
@@ -42,10 +44,16 @@ class Blueprint(flask_smorest.Blueprint):
 
 @dataclass(frozen=True)
 class Services:
-    """What the views call: the plans application and the identities."""
+    """What the views call: the plans application, identities and read models."""
 
     plans: AccountPlans
     identities: Identities
+    read_models: ReadModels
+
+    def close(self) -> None:
+        """Stops the runner thread, if any, then closes the store."""
+        self.read_models.stop()
+        self.plans.close()
 
 
 def services() -> Services:
@@ -57,6 +65,38 @@ def services() -> Services:
 def plans() -> AccountPlans:
     """Returns the plans application of the current app."""
     return services().plans
+
+
+def read_models() -> ReadModels:
+    """Returns the read models of the current app."""
+    return services().read_models
+
+
+def read_store(after: int | None, *names: str) -> ReadStore:
+    """Returns the read store once the named projections reached ``after``.
+
+    Without ``after`` the read models are read as they are; with it, the
+    read waits (bounded) or answers 503 projection-lagging.
+    """
+    models = read_models()
+    models.wait_for(after, names)
+    return models.store
+
+
+def written(outcome: Outcome) -> dict[str, str]:
+    """Returns the headers of a write's response: the plan's ETag and position.
+
+    ``Soh-Position`` is the position of the last event the request wrote, or,
+    when it changed nothing, the head of the log when it answered; either
+    way a read with ``after`` set to it sees the request's effect.
+    """
+    models = read_models()
+    position = outcome.position
+    if position is None:
+        position = models.head()
+    else:
+        models.written()
+    return {**etag(outcome.version), POSITION_HEADER: str(position)}
 
 
 def context(body: dict[str, Any] | None = None) -> Context:
@@ -116,3 +156,14 @@ def bound(text: str | None, *, field: str, end: bool) -> datetime | None:
         start = datetime.combine(day, time.min, tzinfo=UTC)
         return start + timedelta(days=1) if end else start
     return parse_instant(text, field=field)
+
+
+# The response header every write carries, as the OpenAPI document shows it.
+POSITION_HEADERS = {
+    POSITION_HEADER: {
+        "description": "The position of the last event this request wrote (or "
+        "the log's head when it changed nothing). Pass it as after=<position> "
+        "to a read of the read models to see this write.",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}

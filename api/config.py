@@ -8,11 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from api.limits import RateLimit
-from soh_es.settings import SettingsError
+from soh_es.settings import Settings, SettingsError
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_WRITE_RATE_LIMIT = "600/minute"
 DEFAULT_MAX_PAGE_SIZE = 500
+DEFAULT_READ_WAIT_SECONDS = 5.0
+MAX_READ_WAIT_SECONDS = 60.0
 PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0}
 _RATE = re.compile(r"^\s*(\d{1,7})\s*/\s*(second|minute|hour)\s*$")
 
@@ -22,11 +24,17 @@ class ApiSettings:
     """Limits of the HTTP layer.
 
     ``write_rate_limit`` is None when writes are not rate limited.
+    ``projections_in_process`` None means by store: yes on SQLite (one
+    process runs everything), no on PostgreSQL (a worker keeps the read
+    models). ``read_wait_seconds`` bounds how long a read given ``after``
+    waits for the read models to reach that position.
     """
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     write_rate_limit: RateLimit | None = None
     max_page_size: int = DEFAULT_MAX_PAGE_SIZE
+    projections_in_process: bool | None = None
+    read_wait_seconds: float = DEFAULT_READ_WAIT_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -44,7 +52,17 @@ class ApiSettings:
             max_page_size=_integer(
                 env, "SOH_MAX_PAGE_SIZE", DEFAULT_MAX_PAGE_SIZE, 1, 500
             ),
+            projections_in_process=_by_store_flag(env, "SOH_PROJECTIONS_IN_PROCESS"),
+            read_wait_seconds=_seconds(
+                env, "SOH_READ_WAIT_SECONDS", DEFAULT_READ_WAIT_SECONDS
+            ),
         )
+
+    def runs_projections(self, settings: Settings) -> bool:
+        """Whether the API process keeps the read models of this store itself."""
+        if self.projections_in_process is None:
+            return not settings.is_postgres
+        return self.projections_in_process
 
 
 DEFAULT_READY_MAX_LAG = 1000
@@ -116,5 +134,33 @@ def _integer(
     if not lowest <= value <= highest:
         raise SettingsError(
             name, f"{raw!r} is not a whole number {lowest} to {highest}."
+        )
+    return value
+
+
+def _by_store_flag(env: Mapping[str, str], name: str) -> bool | None:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "auto"):
+        return None
+    if raw in ("1", "y", "yes", "true", "on"):
+        return True
+    if raw in ("0", "n", "no", "false", "off"):
+        return False
+    raise SettingsError(
+        name, f"{raw!r} is not yes, no or auto (yes on SQLite, no on PostgreSQL)."
+    )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= MAX_READ_WAIT_SECONDS:
+        raise SettingsError(
+            name, f"{raw!r} is not a number of seconds 0 to {MAX_READ_WAIT_SECONDS:g}."
         )
     return value

@@ -7,9 +7,22 @@ from uuid import UUID
 
 from flask import url_for
 
-from api import schemas
+from api import read_schemas, schemas
 from api.auth import Access, access, current_user
-from api.common import Blueprint, context, etag, expected_version, plans, point
+from api.common import (
+    POSITION_HEADERS,
+    Blueprint,
+    context,
+    etag,
+    expected_version,
+    plans,
+    point,
+    read_store,
+    written,
+)
+from api.errors import ProblemError
+from projections import queries
+from soh_es.application import Outcome
 from soh_es.identity import Role
 from soh_es.quarters import Point
 from soh_es.scorecard import latest_complete
@@ -38,27 +51,10 @@ def shown_to_caller(document: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def plan_at(plan_id: UUID, version: int) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """Returns the plan document at ``version`` as a response with its ETag."""
-    document = plans().plan_document(plan_id, Point(version=version))
-    return document, 200, etag(version)
-
-
-def summary(document: dict[str, Any]) -> dict[str, Any]:
-    """Returns the list entry of a plan document."""
-    latest = document["sections"]["health"]["scorecard"]["latest_complete"] or {}
-    return {
-        "id": document["id"],
-        "version": document["version"],
-        "partner": document["partner"],
-        "owner": document["owner"],
-        "status": document["status"],
-        "updated_at": document["updated_at"],
-        "quarter": latest.get("quarter"),
-        "total": latest.get("total"),
-        "band": latest.get("band"),
-        "trajectory": latest.get("trajectory"),
-    }
+def plan_at(outcome: Outcome) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Returns the plan document a write left, with its ETag and Soh-Position."""
+    document = plans().plan_document(outcome.plan_id, Point(version=outcome.version))
+    return document, 200, written(outcome)
 
 
 def scorecard_at(
@@ -75,6 +71,15 @@ def scorecard_at(
     return scorecard, 200, etag(plan.version)
 
 
+def _not_projected(plan_id: UUID) -> ProblemError:
+    return ProblemError(
+        404,
+        "not-found",
+        f"The read models hold no plan {str(plan_id)!r}. A plan opened just now "
+        "appears once projected: pass after=<Soh-Position> to wait for it.",
+    )
+
+
 def _section_view(blp: Blueprint, section: Section) -> None:
     """Registers the edit endpoint of one section."""
 
@@ -86,7 +91,7 @@ def _section_view(blp: Blueprint, section: Section) -> None:
             ctx=context(body),
             expected_version=expected_version(),
         )
-        document, status, headers = plan_at(plan_id, outcome.version)
+        document, status, headers = plan_at(outcome)
         return document["sections"][section.value], status, headers
 
     edit_section.__doc__ = (
@@ -95,7 +100,9 @@ def _section_view(blp: Blueprint, section: Section) -> None:
     )
     view = access(Access.WRITE)(edit_section)
     view = blp.doc(parameters=[IF_MATCH])(view)
-    view = blp.response(200, schemas.section_schema(section))(view)
+    view = blp.response(200, schemas.section_schema(section), headers=POSITION_HEADERS)(
+        view
+    )
     view = blp.arguments(schemas.section_edit_schema(section))(view)
     blp.route(
         f"/<uuid:plan_id>/sections/{section.value}",
@@ -114,28 +121,29 @@ def create_blueprint() -> Blueprint:
     @blp.arguments(schemas.PlanFilterSchema, location="query", as_kwargs=True)
     @blp.response(200, schemas.PlanListSchema)
     @access(Access.READ)
-    def list_plans(**filters: str) -> dict[str, Any]:
-        """List plans, filtered by status, owner, latest band or trajectory."""
-        # Each plan is read from its events: fine for a portfolio of hundreds
-        # of plans; a read model would serve thousands.
-        entries = (summary(plans().plan_document(i)) for i in plans().plan_ids())
-        found = [
-            entry
-            for entry in entries
-            if all(entry.get(name) == value for name, value in filters.items())
-        ]
-        return {"items": found, "total": len(found)}
+    def list_plans(
+        offset: int, limit: int, after: int | None = None, **filters: Any
+    ) -> dict[str, Any]:
+        """List plans by partner; filter by status, owner, band, trajectory, review."""
+        store = read_store(after, "current_plans")
+        page = queries.list_plans(store, offset=offset, limit=limit, **filters)
+        return {
+            "items": page.items,
+            "total": page.total,
+            "offset": offset,
+            "limit": limit,
+        }
 
     @blp.route("", methods=["POST"])
     @blp.arguments(schemas.OpenPlanSchema)
-    @blp.response(201, schemas.plan_schema())
+    @blp.response(201, schemas.plan_schema(), headers=POSITION_HEADERS)
     @access(Access.WRITE)
     def open_plan(body: dict[str, Any]) -> Any:
         """Open a plan for a partner."""
         outcome = plans().open_plan(
             body["partner"], owner=body.get("owner"), ctx=context(body)
         )
-        document, _, headers = plan_at(outcome.plan_id, outcome.version)
+        document, _, headers = plan_at(outcome)
         headers["Location"] = url_for(".read_plan", plan_id=outcome.plan_id)
         return document, 201, headers
 
@@ -150,7 +158,7 @@ def create_blueprint() -> Blueprint:
 
     @blp.route("/<uuid:plan_id>/archive", methods=["POST"])
     @blp.arguments(schemas.WriteSchema, required=False)
-    @blp.response(200, schemas.plan_schema())
+    @blp.response(200, schemas.plan_schema(), headers=POSITION_HEADERS)
     @blp.doc(parameters=[IF_MATCH])
     @access(Access.WRITE)
     def archive_plan(body: dict[str, Any], plan_id: UUID) -> Any:
@@ -158,11 +166,11 @@ def create_blueprint() -> Blueprint:
         outcome = plans().archive_plan(
             plan_id, ctx=context(body), expected_version=expected_version()
         )
-        return plan_at(plan_id, outcome.version)
+        return plan_at(outcome)
 
     @blp.route("/<uuid:plan_id>/restore", methods=["POST"])
     @blp.arguments(schemas.WriteSchema, required=False)
-    @blp.response(200, schemas.plan_schema())
+    @blp.response(200, schemas.plan_schema(), headers=POSITION_HEADERS)
     @blp.doc(parameters=[IF_MATCH])
     @access(Access.WRITE)
     def restore_plan(body: dict[str, Any], plan_id: UUID) -> Any:
@@ -170,11 +178,11 @@ def create_blueprint() -> Blueprint:
         outcome = plans().restore_plan(
             plan_id, ctx=context(body), expected_version=expected_version()
         )
-        return plan_at(plan_id, outcome.version)
+        return plan_at(outcome)
 
     @blp.route("/<uuid:plan_id>/reviews", methods=["POST"])
     @blp.arguments(schemas.ReviewRequestSchema)
-    @blp.response(200, schemas.plan_schema())
+    @blp.response(200, schemas.plan_schema(), headers=POSITION_HEADERS)
     @blp.doc(parameters=[IF_MATCH])
     @access(Access.WRITE)
     def record_review(body: dict[str, Any], plan_id: UUID) -> Any:
@@ -186,11 +194,11 @@ def create_blueprint() -> Blueprint:
             ctx=context(body),
             expected_version=expected_version(),
         )
-        return plan_at(plan_id, outcome.version)
+        return plan_at(outcome)
 
     @blp.route("/<uuid:plan_id>/handovers", methods=["POST"])
     @blp.arguments(schemas.HandOverSchema)
-    @blp.response(200, schemas.plan_schema())
+    @blp.response(200, schemas.plan_schema(), headers=POSITION_HEADERS)
     @blp.doc(parameters=[IF_MATCH])
     @access(Access.WRITE)
     def hand_over(body: dict[str, Any], plan_id: UUID) -> Any:
@@ -202,7 +210,7 @@ def create_blueprint() -> Blueprint:
             ctx=context(body),
             expected_version=expected_version(),
         )
-        return plan_at(plan_id, outcome.version)
+        return plan_at(outcome)
 
     @blp.route("/<uuid:plan_id>/scorecard", methods=["GET"])
     @blp.arguments(schemas.AsOfSchema, location="query", as_kwargs=True)
@@ -214,7 +222,7 @@ def create_blueprint() -> Blueprint:
 
     @blp.route("/<uuid:plan_id>/ratings", methods=["POST"])
     @blp.arguments(schemas.RateSchema)
-    @blp.response(200, schemas.ScorecardSchema)
+    @blp.response(200, schemas.ScorecardSchema, headers=POSITION_HEADERS)
     @blp.doc(parameters=[IF_MATCH])
     @access(Access.WRITE)
     def rate_indicators(body: dict[str, Any], plan_id: UUID) -> Any:
@@ -226,7 +234,46 @@ def create_blueprint() -> Blueprint:
             ctx=context(body),
             expected_version=expected_version(),
         )
-        return scorecard_at(plan_id, Point(version=outcome.version))
+        scorecard, status, _ = scorecard_at(plan_id, Point(version=outcome.version))
+        return scorecard, status, written(outcome)
+
+    @blp.route("/<uuid:plan_id>/scores", methods=["GET"])
+    @blp.arguments(read_schemas.ReadQuerySchema, location="query", as_kwargs=True)
+    @blp.response(200, read_schemas.ScoreHistorySchema)
+    @access(Access.READ)
+    def read_scores(plan_id: UUID, after: int | None = None) -> Any:
+        """Read the quarterly score history from the scores model (see after)."""
+        store = read_store(after, "current_plans", "scores")
+        if queries.plan_document(store, plan_id) is None:
+            raise _not_projected(plan_id)
+        quarters = queries.score_history(store, plan_id)
+        complete = [quarter for quarter in quarters if quarter["complete"]]
+        return {
+            "plan_id": plan_id,
+            "latest_complete": complete[-1] if complete else None,
+            "quarters": quarters,
+        }
+
+    @blp.route("/<uuid:plan_id>/scorecard/explain", methods=["GET"])
+    @blp.arguments(read_schemas.ExplainQuerySchema, location="query")
+    @blp.response(200, read_schemas.ScoreExplanationSchema)
+    @access(Access.READ)
+    def explain_scores(query: dict[str, Any], plan_id: UUID) -> Any:
+        """Explain a score change: which indicators moved, who rated them, why."""
+        store = read_store(query.get("after"), "current_plans", "scores")
+        if queries.plan_document(store, plan_id) is None:
+            raise _not_projected(plan_id)
+        explained = queries.explain_score_change(
+            store, plan_id, query["from_"], query["to"]
+        )
+        if explained is None:
+            raise ProblemError(
+                404,
+                "not-found",
+                f"The plan has no scores for {query['from_']!r} or for "
+                f"{query['to']!r}; both quarters need ratings.",
+            )
+        return explained
 
     for section in Section:
         _section_view(blp, section)

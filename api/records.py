@@ -9,7 +9,16 @@ from flask import Response, url_for
 
 from api import schemas
 from api.auth import Access, access
-from api.common import Blueprint, context, etag, expected_version, plans, point
+from api.common import (
+    POSITION_HEADERS,
+    Blueprint,
+    context,
+    etag,
+    expected_version,
+    plans,
+    point,
+    written,
+)
 from api.plans import IF_MATCH
 from soh_es.errors import NotFoundError
 from soh_es.quarters import Point
@@ -65,9 +74,8 @@ def _kind_views(blp: Blueprint, kind: RecordKind) -> None:
             expected_version=expected_version(),
         )
         assert outcome.record_id is not None
-        record, _, headers = record_at(
-            plan_id, kind, outcome.record_id, outcome.version
-        )
+        record, _, _ = record_at(plan_id, kind, outcome.record_id, outcome.version)
+        headers = written(outcome)
         headers["Location"] = url_for(
             f".read_{name}", plan_id=plan_id, record_id=outcome.record_id
         )
@@ -85,7 +93,8 @@ def _kind_views(blp: Blueprint, kind: RecordKind) -> None:
             ctx=context(body),
             expected_version=expected_version(),
         )
-        return record_at(plan_id, kind, record_id, outcome.version)
+        record, status, _ = record_at(plan_id, kind, record_id, outcome.version)
+        return record, status, written(outcome)
 
     def remove_record(body: dict[str, Any], plan_id: UUID, record_id: str) -> Any:
         outcome = plans().remove_record(
@@ -95,7 +104,7 @@ def _kind_views(blp: Blueprint, kind: RecordKind) -> None:
             ctx=context(body),
             expected_version=expected_version(),
         )
-        return Response(status=204, headers=etag(outcome.version))
+        return Response(status=204, headers=written(outcome))
 
     list_records.__doc__ = f"List the plan's {plural.replace('_', ' ')}."
     add_record.__doc__ = f"Add a {words} to the plan."
@@ -113,7 +122,7 @@ def _kind_views(blp: Blueprint, kind: RecordKind) -> None:
     )
     blp.route(collection, methods=["POST"], endpoint=f"add_{name}")(
         blp.arguments(schemas.record_write_schema(name, complete=True))(
-            blp.response(201, record)(
+            blp.response(201, record, headers=POSITION_HEADERS)(
                 blp.doc(parameters=[IF_MATCH])(access(Access.WRITE)(add_record))
             )
         )
@@ -123,14 +132,14 @@ def _kind_views(blp: Blueprint, kind: RecordKind) -> None:
     )
     blp.route(item, methods=["PATCH"], endpoint=f"change_{name}")(
         blp.arguments(schemas.record_write_schema(name, complete=False))(
-            blp.response(200, record)(
+            blp.response(200, record, headers=POSITION_HEADERS)(
                 blp.doc(parameters=[IF_MATCH])(access(Access.WRITE)(change_record))
             )
         )
     )
     blp.route(item, methods=["DELETE"], endpoint=f"remove_{name}")(
         blp.arguments(schemas.WriteSchema, required=False)(
-            blp.response(204)(
+            blp.response(204, headers=POSITION_HEADERS)(
                 blp.doc(parameters=[IF_MATCH])(access(Access.WRITE)(remove_record))
             )
         )
@@ -147,13 +156,14 @@ def _erasure_view(blp: Blueprint, kind: RecordKind, item: str) -> None:
         outcome = plans().erase_stakeholder(
             plan_id, record_id, ctx=context(body), expected_version=expected_version()
         )
-        return record_at(plan_id, kind, record_id, outcome.version)
+        record, status, _ = record_at(plan_id, kind, record_id, outcome.version)
+        return record, status, written(outcome)
 
     blp.route(f"{item}/erasure", methods=["POST"], endpoint="erase_stakeholder")(
         blp.arguments(schemas.WriteSchema, required=False)(
-            blp.response(200, schemas.record_schema(kind.name))(
-                blp.doc(parameters=[IF_MATCH])(access(Access.WRITE)(erase_stakeholder))
-            )
+            blp.response(
+                200, schemas.record_schema(kind.name), headers=POSITION_HEADERS
+            )(blp.doc(parameters=[IF_MATCH])(access(Access.WRITE)(erase_stakeholder)))
         )
     )
 

@@ -27,6 +27,12 @@ from soh_es.sections import (
 
 QUARTER_PATTERN = r"^\d{4}-Q[1-4]$"
 MAX_AMOUNT = 10**15
+AFTER_DESCRIPTION = (
+    "A Soh-Position a write answered with: the read waits until the read "
+    "models reached it (at most SOH_READ_WAIT_SECONDS, default 5 s), else "
+    "answers 503 /problems/projection-lagging with Retry-After. Without it the "
+    "read models are read as they are, which may lag the latest writes."
+)
 POINT_DESCRIPTION = (
     "A point in the plan's past: a version (12 or v12), the end of a quarter "
     "(2026-Q2), or an ISO 8601 date or instant with an offset."
@@ -38,6 +44,14 @@ def _reason() -> fields.Field:
         validate=validate.Length(max=MAX_TEXT),
         allow_none=True,
         metadata={"description": "Why the change is made; stored on its events."},
+    )
+
+
+def after_field() -> fields.Field:
+    """Returns the optional ``after`` query parameter of a read-model read."""
+    return fields.Integer(
+        validate=validate.Range(0, 2**62),
+        metadata={"description": AFTER_DESCRIPTION, "example": 42},
     )
 
 
@@ -313,35 +327,63 @@ class OpenPlanSchema(ma.Schema):
     reason = _reason()
 
 
-class PlanSummarySchema(ma.Schema):
-    """One plan in a list, with its latest complete scorecard."""
+class PlanPipelineSchema(ma.Schema):
+    """A plan's open pipeline value, weighted forecast and active opportunities."""
 
-    id = fields.UUID(required=True)
+    open_value = fields.String(required=True, metadata={"format": "decimal"})
+    weighted_forecast = fields.String(required=True, metadata={"format": "decimal"})
+    active_opportunities = fields.Integer(required=True)
+
+
+class PlanSummarySchema(ma.Schema):
+    """One plan in a list: its latest complete scorecard, pipeline and open work."""
+
+    id = fields.UUID(required=True, attribute="plan_id")
     version = fields.Integer(required=True)
     partner = fields.String(required=True)
     owner = fields.String(required=True)
     status = fields.String(required=True)
+    opened_on = fields.String(required=True, metadata={"format": "date"})
     updated_at = _instant(required=True)
-    quarter = fields.String(allow_none=True)
+    quarter = fields.String(allow_none=True, attribute="latest_quarter")
     total = fields.Integer(allow_none=True)
     band = fields.String(allow_none=True)
     trajectory = fields.String(allow_none=True)
+    declining_quarters = fields.Integer(required=True)
+    pipeline = fields.Nested(PlanPipelineSchema, required=True)
+    open_initiatives = fields.Integer(required=True)
+    open_actions = fields.Integer(required=True)
+    overdue_actions = fields.Integer(required=True)
+    next_action_due = fields.String(allow_none=True, metadata={"format": "date"})
+    last_review_on = fields.String(allow_none=True, metadata={"format": "date"})
+    review_overdue = fields.Boolean(required=True)
 
 
 class PlanListSchema(ma.Schema):
-    """The plans that match the filters."""
+    """A page of the plans that match the filters, by partner name."""
 
     items = fields.List(fields.Nested(PlanSummarySchema), required=True)
     total = fields.Integer(required=True)
+    offset = fields.Integer(required=True)
+    limit = fields.Integer(required=True)
 
 
 class PlanFilterSchema(ma.Schema):
-    """Filters of the plan list."""
+    """Filters and page of the plan list, read from the current plans model."""
 
     status = fields.String(validate=validate.OneOf([s.value for s in PlanStatus]))
     owner = fields.String(validate=validate.Length(min=1, max=MAX_NAME))
     band = fields.String(validate=validate.Length(min=1, max=100))
     trajectory = fields.String(validate=validate.Length(min=1, max=100))
+    review_overdue = fields.Boolean(
+        metadata={
+            "description": "true: only plans not reviewed in the last 31 days "
+            "(counted from opening when never reviewed); false: only the others."
+        }
+    )
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, 10**9))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    after = after_field()
 
 
 class AsOfSchema(ma.Schema):

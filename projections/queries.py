@@ -226,7 +226,8 @@ def _labels(score: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _audit_item(row: dict[str, Any]) -> dict[str, Any]:
+def audit_item(row: dict[str, Any]) -> dict[str, Any]:
+    """Returns an audit row as an entry: its field changes decoded, no micros."""
     item = {key: row[key] for key in row if key not in ("recorded_us", "changes")}
     item["changes"] = json.loads(row["changes"])
     return item
@@ -241,7 +242,11 @@ def _audit_page(
 ) -> Page:
     _check_page(offset, limit)
     table = store.table(AUDIT.name)
-    where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
+    where = (
+        sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
+        if conditions
+        else sql.SQL("")
+    )
     with store.transaction(commit=False) as cursor:
         cursor.execute(
             sql.SQL("SELECT COUNT(*) AS n FROM {}{}").format(table, where), params
@@ -255,7 +260,7 @@ def _audit_page(
         )
         rows = cursor.fetchall()
     total = 0 if found is None else int(found["n"])
-    return Page([_audit_item(row) for row in rows], total)
+    return Page([audit_item(row) for row in rows], total)
 
 
 def audit_by_actor(
@@ -273,6 +278,40 @@ def audit_by_actor(
     """
     conditions: list[sql.Composable] = [sql.SQL("actor = %s")]
     params: list[Any] = [actor]
+    if since is not None:
+        conditions.append(sql.SQL("recorded_us >= %s"))
+        params.append(to_micros(since))
+    if until is not None:
+        conditions.append(sql.SQL("recorded_us < %s"))
+        params.append(to_micros(until))
+    return _audit_page(store, conditions, params, offset, limit)
+
+
+def audit_log(
+    store: ReadStore,
+    *,
+    actor: str | None = None,
+    plan_id: UUID | None = None,
+    section: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> Page:
+    """Returns the events across all plans that match every filter, oldest first.
+
+    ``since`` is inclusive and ``until`` exclusive.
+    """
+    conditions: list[sql.Composable] = []
+    params: list[Any] = []
+    for column, value in (
+        ("actor", actor),
+        ("plan_id", None if plan_id is None else str(plan_id)),
+        ("section", section),
+    ):
+        if value is not None:
+            conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+            params.append(value)
     if since is not None:
         conditions.append(sql.SQL("recorded_us >= %s"))
         params.append(to_micros(since))

@@ -333,13 +333,20 @@ class ProjectionRunner:
             total += applied
         return total
 
-    def run_forever(self, stop: threading.Event, *, poll_interval: float = 1.0) -> None:
+    def run_forever(
+        self,
+        stop: threading.Event,
+        *,
+        poll_interval: float = 1.0,
+        wake: threading.Event | None = None,
+    ) -> None:
         """Applies batches until ``stop`` is set, waiting between empty polls.
 
-        On PostgreSQL an idle runner wakes as soon as events are written.
+        On PostgreSQL an idle runner wakes as soon as events are written; on
+        SQLite it wakes when ``wake`` is set (by a writer in this process).
         """
         self.setup()
-        waiter = _Waiter(self.app, stop, poll_interval)
+        waiter = _Waiter(self.app, stop, poll_interval, wake)
         logger.info("Projection runner started: %s", self._names(self.projections))
         try:
             while not stop.is_set():
@@ -358,7 +365,11 @@ class ProjectionRunner:
             logger.info("Projection runner stopped")
 
     def start_in_background(self, *, poll_interval: float = 1.0) -> BackgroundRunner:
-        """Runs the projections in a daemon thread of this process."""
+        """Runs the projections in a daemon thread of this process.
+
+        Call the returned runner's ``wake`` after writing events, so an idle
+        thread projects them at once instead of at its next poll.
+        """
         return BackgroundRunner(self, poll_interval)
 
     def _step(self, projections: Sequence[Projection], decoder: _Decoder) -> int:
@@ -555,9 +566,14 @@ class _Waiter:
     """Waits for new events: LISTEN on PostgreSQL, a plain sleep on SQLite."""
 
     def __init__(
-        self, app: AccountPlans, stop: threading.Event, poll_interval: float
+        self,
+        app: AccountPlans,
+        stop: threading.Event,
+        poll_interval: float,
+        wake: threading.Event | None = None,
     ) -> None:
         self.stop = stop
+        self.wake = wake
         self.poll_interval = poll_interval
         self._connection: Any = None
         self._context: Any = None
@@ -573,7 +589,13 @@ class _Waiter:
     def wait(self) -> None:
         """Returns when events may have arrived, or after the poll interval."""
         if self._connection is None:
-            self.stop.wait(self.poll_interval)
+            if self.wake is None:
+                self.stop.wait(self.poll_interval)
+            else:
+                # Cleared only after waking: a write during the batch that
+                # just ended leaves it set, so that write is not missed.
+                self.wake.wait(self.poll_interval)
+                self.wake.clear()
             return
         # Listen in short spells, so that a stop request is seen promptly.
         deadline = time.monotonic() + self.poll_interval
@@ -611,6 +633,7 @@ class BackgroundRunner:
     def __init__(self, runner: ProjectionRunner, poll_interval: float) -> None:
         self.runner = runner
         self.stop_event = threading.Event()
+        self.wake_event = threading.Event()
         self.thread = threading.Thread(
             target=self._run, args=(poll_interval,), name="projections", daemon=True
         )
@@ -618,11 +641,18 @@ class BackgroundRunner:
 
     def _run(self, poll_interval: float) -> None:
         try:
-            self.runner.run_forever(self.stop_event, poll_interval=poll_interval)
+            self.runner.run_forever(
+                self.stop_event, poll_interval=poll_interval, wake=self.wake_event
+            )
         except Exception:
             logger.exception("The projection runner thread failed")
+
+    def wake(self) -> None:
+        """Tells an idle thread that events were written."""
+        self.wake_event.set()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Asks the thread to stop and waits for it."""
         self.stop_event.set()
+        self.wake_event.set()
         self.thread.join(timeout)

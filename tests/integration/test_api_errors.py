@@ -91,7 +91,7 @@ def world(settings: Settings) -> Iterator[World]:
     """The world on an empty store of each kind."""
     built = build_world(settings)
     yield built
-    built.app.extensions["soh"].plans.close()
+    built.app.extensions["soh"].close()
 
 
 def assert_problem(reply: Any, status: int, problem: str) -> dict[str, Any]:
@@ -385,8 +385,8 @@ def test_an_unexpected_failure_is_a_problem_without_details(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(plans, "plan_ids", broken)
-    reply = world.call("GET", "/plans")
+    monkeypatch.setattr(plans, "plan_document", broken)
+    reply = world.call("GET", f"/plans/{world.plan_id}")
 
     body = assert_problem(reply, 500, "internal")
     assert "secret" not in body["detail"]

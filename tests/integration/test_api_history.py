@@ -27,7 +27,7 @@ def world(settings: Settings) -> Iterator[World]:
         json={"values": {"review_cadence": "Monthly"}, "reason": "New cadence"},
     )
     yield built
-    built.app.extensions["soh"].plans.close()
+    built.app.extensions["soh"].close()
 
 
 def history(world: World, query: str) -> dict:

@@ -15,13 +15,13 @@ ROLES = ("anonymous", "admin", "editor", "viewer", "partner", "outsider")
 PUBLIC = {("GET", "/docs"), ("GET", "/openapi.json"), ("GET", "/docs/assets/{}")}
 # Probes and metrics answer without a token (SOH_METRICS=no turns metrics off).
 PUBLIC |= {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
-# Probes and metrics answer without a token (SOH_METRICS=no turns metrics off).
-PUBLIC |= {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 ADMIN_ONLY = {
     ("GET", "/users"),
     ("POST", "/users"),
     ("POST", "/users/{}/tokens"),
     ("DELETE", "/tokens/{}"),
+    ("GET", "/projections"),
+    ("POST", "/projections/rebuild"),
     ("GET", "/admin/verify"),
     ("GET", "/plans/{plan}/verify"),
 }
@@ -71,7 +71,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     path: Path = tmp_path_factory.mktemp("roles") / "soh.sqlite3"
     built = build_world(Settings(f"sqlite:///{path}"))
     yield built
-    built.app.extensions["soh"].plans.close()
+    built.app.extensions["soh"].close()
 
 
 def test_every_endpoint_answers_each_role_as_the_role_table_says(world: World) -> None:
@@ -94,7 +94,7 @@ def test_every_endpoint_answers_each_role_as_the_role_table_says(world: World) -
                 ok = status == (401 if role == "anonymous" else 403)
             if not ok:
                 wrong.append((role, method, pattern, status))
-    assert wrong == []
+    assert wrong == [], wrong
 
 
 @pytest.mark.parametrize("role", ["anonymous", "viewer", "partner", "outsider"])
