@@ -20,12 +20,19 @@ from soh_es.settings import Settings
 logger = logging.getLogger(__name__)
 
 FIRST_ADMIN = "admin"
+PROJECTIONS = "projections"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] == [PROJECTIONS]:
+        # Handed on whole, options included, to the projections command.
+        from projections.cli import main as projections_main
+
+        return projections_main(arguments[1:], prog=f"soh {PROJECTIONS}")
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     try:
         configure_logging(LogSettings.from_env())
         status: int = args.run(args)
@@ -47,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(run=_serve)
+
+    commands.add_parser(
+        PROJECTIONS,
+        help="keep the read models: run | rebuild [NAME] | status "
+        f"(see soh {PROJECTIONS} --help)",
+        add_help=False,
+    )
 
     users = commands.add_parser("users", help="add and list users").add_subparsers(
         required=True, metavar="ACTION"

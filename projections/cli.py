@@ -20,10 +20,8 @@ from soh_es.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m projections", description="Keeps the read models."
-    )
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Keeps the read models.")
     parser.add_argument(
         "--batch-size",
         type=int,
@@ -49,14 +47,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status."""
-    args = _parser().parse_args(argv)
+def main(
+    argv: Sequence[str] | None = None, *, prog: str = "python -m projections"
+) -> int:
+    """Runs the command line; returns the exit status.
+
+    ``prog`` names the command in help and errors: ``soh projections`` runs
+    this same command line.
+    """
+    args = _parser(prog).parse_args(argv)
     try:
         configure_logging(LogSettings.from_env())
         app = AccountPlans(Settings.from_env())
     except SohError as error:
-        print(f"python -m projections: {error}", file=sys.stderr)
+        print(f"{prog}: {error}", file=sys.stderr)
         return 1
     try:
         runner = ProjectionRunner(
