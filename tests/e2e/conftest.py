@@ -87,6 +87,8 @@ def environment(settings: Settings, data_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["SOH_DATABASE_URL"] = settings.database_url
     env["SOH_DATA_DIR"] = str(data_dir)
+    # Generated reads may ask for positions never written: keep their wait short.
+    env.setdefault("SOH_READ_WAIT_SECONDS", "1")
     return env
 
 

@@ -60,9 +60,10 @@ class World:
         return int(reply.headers["ETag"].strip('"'))
 
 
-def build_world(settings: Settings) -> World:
+def build_world(settings: Settings, api_settings: ApiSettings | None = None) -> World:
     """Creates the app, its users and tokens, and two plans with records."""
-    app = create_app(settings, api_settings=ApiSettings(max_body_bytes=MAX_BODY))
+    api_settings = api_settings or ApiSettings(max_body_bytes=MAX_BODY)
+    app = create_app(settings, api_settings=api_settings)
     identities = app.extensions["soh"].identities
     client = app.test_client()
     tokens = {}
