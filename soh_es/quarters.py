@@ -9,6 +9,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from soh_es.errors import ValidationError
 
 _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
+# Quarters outside these years are refused: every quarter accepted must
+# write back as it was read and have a start and an end as instants.
+FIRST_YEAR, LAST_YEAR = 1900, 2999
 
 
 @dataclass(frozen=True, order=True)
@@ -35,7 +38,14 @@ class Quarter:
             raise ValidationError(
                 field, f"{text!r} is not a quarter; write it as 2026-Q2 (Q1 to Q4)."
             )
-        return cls(int(match.group(1)), int(match.group(2)))
+        year = int(match.group(1))
+        if not FIRST_YEAR <= year <= LAST_YEAR:
+            raise ValidationError(
+                field,
+                f"{text!r} is not a quarter we keep; the year is {FIRST_YEAR} "
+                f"to {LAST_YEAR}.",
+            )
+        return cls(year, int(match.group(2)))
 
     def next(self) -> Quarter:
         """Returns the quarter after this one."""
