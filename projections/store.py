@@ -65,13 +65,13 @@ class ReadCursor:
 
     def execute(self, query: sql.Composable, params: Sequence[Any] = ()) -> None:
         """Runs one statement with its parameters."""
-        self._cursor.execute(self._store.render(query), tuple(params))
+        self._cursor.execute(self._store.render(query), self._store.values(params))
 
     def executemany(self, query: sql.Composable, rows: Iterable[Sequence[Any]]) -> None:
         """Runs one statement once per row of parameters."""
-        rows = [tuple(row) for row in rows]
-        if rows:
-            self._cursor.executemany(self._store.render(query), rows)
+        found = [self._store.values(row) for row in rows]
+        if found:
+            self._cursor.executemany(self._store.render(query), found)
 
     def fetchall(self) -> list[dict[str, Any]]:
         """Returns the remaining rows of the last query as dictionaries."""
@@ -117,6 +117,22 @@ class ReadStore:
             return query
         # Our statements hold no literals, so every %s is a placeholder.
         return query.as_string().replace("%s", "?")
+
+    def values(self, params: Sequence[Any]) -> tuple[Any, ...]:
+        """Returns parameters as this store can take them.
+
+        PostgreSQL text cannot hold NUL characters, which events may carry
+        (their payloads are stored as bytes): in read rows and lookups they
+        become U+FFFD. JSON documents keep them, escaped as ``\\u0000``.
+        """
+        if not self.is_postgres:
+            return tuple(params)
+        return tuple(
+            value.replace("\x00", "\ufffd")
+            if isinstance(value, str) and "\x00" in value
+            else value
+            for value in params
+        )
 
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[ReadCursor]:
