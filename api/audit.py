@@ -6,7 +6,7 @@ from typing import Any
 
 from api import read_schemas
 from api.auth import Access, access
-from api.common import Blueprint, bound, read_store
+from api.common import LAGGING, Blueprint, bound, read_store
 from projections import queries
 
 
@@ -19,6 +19,7 @@ def create_blueprint() -> Blueprint:
     @blp.route("", methods=["GET"])
     @blp.arguments(read_schemas.AuditQuerySchema, location="query")
     @blp.response(200, read_schemas.AuditPageSchema)
+    @blp.alt_response(503, response=LAGGING)
     @access(Access.READ)
     def read_audit(query: dict[str, Any]) -> dict[str, Any]:
         """Read every event across plans, filtered by actor, plan, section, time."""

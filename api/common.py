@@ -158,6 +158,10 @@ def bound(text: str | None, *, field: str, end: bool) -> datetime | None:
     return parse_instant(text, field=field)
 
 
+# The documented answer of a read whose ``after`` the read models did not
+# reach in time: 503 /problems/projection-lagging with Retry-After.
+LAGGING = "SERVICE_UNAVAILABLE"
+
 # The response header every write carries, as the OpenAPI document shows it.
 POSITION_HEADERS = {
     POSITION_HEADER: {

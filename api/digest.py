@@ -8,7 +8,7 @@ from uuid import UUID
 
 from api import read_schemas
 from api.auth import Access, access
-from api.common import Blueprint, bound, plans, read_store
+from api.common import LAGGING, Blueprint, bound, plans, read_store
 from api.errors import ProblemError
 from projections import briefings
 
@@ -36,6 +36,7 @@ def create_blueprint() -> Blueprint:
     @blp.route("/<uuid:plan_id>/digest", methods=["GET"])
     @blp.arguments(read_schemas.DigestQuerySchema, location="query")
     @blp.response(200, read_schemas.DigestSchema)
+    @blp.alt_response(503, response=LAGGING)
     @access(Access.READ)
     def read_digest(query: dict[str, Any], plan_id: UUID) -> Any:
         """Read the handover digest: changes since, open work and health trend."""
@@ -52,6 +53,7 @@ def create_blueprint() -> Blueprint:
     @blp.route("/<uuid:plan_id>/review-preparation", methods=["GET"])
     @blp.arguments(read_schemas.ReadQuerySchema, location="query", as_kwargs=True)
     @blp.response(200, read_schemas.ReviewPreparationSchema)
+    @blp.alt_response(503, response=LAGGING)
     @access(Access.READ)
     def read_review_preparation(plan_id: UUID, after: int | None = None) -> Any:
         """Prepare the quarterly review: progress, topics to discuss, open risks."""

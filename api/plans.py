@@ -10,6 +10,7 @@ from flask import url_for
 from api import read_schemas, schemas
 from api.auth import Access, access, current_user
 from api.common import (
+    LAGGING,
     POSITION_HEADERS,
     Blueprint,
     context,
@@ -120,6 +121,7 @@ def create_blueprint() -> Blueprint:
     @blp.route("", methods=["GET"])
     @blp.arguments(schemas.PlanFilterSchema, location="query", as_kwargs=True)
     @blp.response(200, schemas.PlanListSchema)
+    @blp.alt_response(503, response=LAGGING)
     @access(Access.READ)
     def list_plans(
         offset: int, limit: int, after: int | None = None, **filters: Any
@@ -240,6 +242,7 @@ def create_blueprint() -> Blueprint:
     @blp.route("/<uuid:plan_id>/scores", methods=["GET"])
     @blp.arguments(read_schemas.ReadQuerySchema, location="query", as_kwargs=True)
     @blp.response(200, read_schemas.ScoreHistorySchema)
+    @blp.alt_response(503, response=LAGGING)
     @access(Access.READ)
     def read_scores(plan_id: UUID, after: int | None = None) -> Any:
         """Read the quarterly score history from the scores model (see after)."""
@@ -257,6 +260,7 @@ def create_blueprint() -> Blueprint:
     @blp.route("/<uuid:plan_id>/scorecard/explain", methods=["GET"])
     @blp.arguments(read_schemas.ExplainQuerySchema, location="query")
     @blp.response(200, read_schemas.ScoreExplanationSchema)
+    @blp.alt_response(503, response=LAGGING)
     @access(Access.READ)
     def explain_scores(query: dict[str, Any], plan_id: UUID) -> Any:
         """Explain a score change: which indicators moved, who rated them, why."""

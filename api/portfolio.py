@@ -6,7 +6,7 @@ from typing import Any
 
 from api import read_schemas
 from api.auth import Access, access
-from api.common import Blueprint, read_store
+from api.common import LAGGING, Blueprint, read_store
 from projections import queries
 
 
@@ -22,6 +22,7 @@ def create_blueprint() -> Blueprint:
     @blp.route("", methods=["GET"])
     @blp.arguments(read_schemas.ReadQuerySchema, location="query", as_kwargs=True)
     @blp.response(200, read_schemas.PortfolioSchema)
+    @blp.alt_response(503, response=LAGGING)
     @access(Access.READ)
     def read_portfolio(after: int | None = None) -> dict[str, Any]:
         """Read bands, declines, shared concerns, pipeline and overdue reviews."""

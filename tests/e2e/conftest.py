@@ -87,8 +87,6 @@ def environment(settings: Settings, data_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["SOH_DATABASE_URL"] = settings.database_url
     env["SOH_DATA_DIR"] = str(data_dir)
-    # Generated reads may ask for positions never written: keep their wait short.
-    env.setdefault("SOH_READ_WAIT_SECONDS", "1")
     return env
 
 
@@ -112,12 +110,14 @@ def wait_until_ready(url: str, process: subprocess.Popen[str]) -> None:
     raise RuntimeError("The service did not answer in time.")
 
 
-def start_soh_serve(settings: Settings, data_dir: Path) -> Server:
+def start_soh_serve(
+    settings: Settings, data_dir: Path, *, extra_env: Mapping[str, str] | None = None
+) -> Server:
     """Starts ``soh serve`` and reads the first-start admin token it prints."""
     port = free_port()
     process = subprocess.Popen(
         [str(BIN / "soh"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=environment(settings, data_dir),
+        env={**environment(settings, data_dir), **(extra_env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -174,6 +174,9 @@ def module_server(
         url = request.getfixturevalue("postgres_database")
         empty_postgres(url)
         settings = Settings(url)
-    running = start_soh_serve(settings, data_dir)
+    # Generated reads ask for positions never written: keep their wait short.
+    running = start_soh_serve(
+        settings, data_dir, extra_env={"SOH_READ_WAIT_SECONDS": "0.1"}
+    )
     yield running
     stop(running)
