@@ -351,7 +351,8 @@ def test_projection_status_shows_no_lag_and_a_rebuild_reports_its_speed(
     world: World,
 ) -> None:
     last = write(world, "POST", "/plans", {"partner": "Initech"})
-    read(world, "/portfolio", last)
+    for path in ("/portfolio", "/audit", f"/plans/{world.plan_id}/scores"):
+        read(world, path, last)
 
     status = world.call("GET", "/projections", role="admin").json
     rebuilt = world.call("POST", "/projections/rebuild", role="admin", json={})
