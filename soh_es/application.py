@@ -579,9 +579,12 @@ class AccountPlans(Application[UUID]):
             record_id = result if isinstance(result, str) else None
             if not plan.pending_events:
                 return Outcome(plan_id, plan.version, False, None, record_id)
+            pending = list(plan.pending_events)
             try:
                 position = self._save(plan)
             except IntegrityError:
+                if self._were_written(pending):
+                    return Outcome(plan_id, plan.version, True, None, record_id)
                 if expected_version is not None:
                     raise StaleVersionError(
                         expected_version, self.get_plan(plan_id).version
@@ -593,6 +596,24 @@ class AccountPlans(Application[UUID]):
         raise ConflictError(
             f"Plan {plan_id} is changing too fast to apply this change; try again."
         )
+
+    def _were_written(self, pending: list[Any]) -> bool:
+        """Tells whether a save that reported a conflict had in fact been stored.
+
+        A commit whose acknowledgement was lost is retried by the store and
+        then conflicts with itself; recorded time and correlation id tell the
+        events apart from any other writer's.
+        """
+        first, last = pending[0].originator_version, pending[-1].originator_version
+        with _store_errors():
+            stored = list(
+                self.events.get(pending[0].originator_id, gt=first - 1, lte=last)
+            )
+
+        def key(event: Any) -> tuple[Any, ...]:
+            return (type(event), event.timestamp, event.correlation_id, event.actor)
+
+        return [key(e) for e in stored] == [key(e) for e in pending]
 
 
 def _back_off(attempt: int) -> None:

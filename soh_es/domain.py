@@ -23,6 +23,7 @@ from soh_es.sections import (
     OPEN_INITIATIVE_STATUSES,
     RECORD_KINDS,
     SECTION_FIELDS_BY_NAME,
+    Field,
     InitiativeStatus,
     RecordKind,
     Section,
@@ -49,7 +50,8 @@ class PlanStatus(Enum):
     ARCHIVED = "archived"
 
 
-_ACTOR = re.compile(r"^[^\s].{0,199}$")
+_ACTOR = re.compile(r"^[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]{0,199}$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,14 @@ class Context:
                 "actor", f"{self.actor!r} is not an actor name (1 to 200 characters)."
             )
         if self.reason is not None and (
-            not isinstance(self.reason, str) or len(self.reason) > MAX_TEXT
+            not isinstance(self.reason, str)
+            or len(self.reason) > MAX_TEXT
+            or _CONTROL.search(self.reason)
         ):
             raise ValidationError(
-                "reason", f"A reason is text of at most {MAX_TEXT} characters."
+                "reason",
+                f"A reason is text of at most {MAX_TEXT} characters, without "
+                "control characters other than tab and newline.",
             )
         if not isinstance(self.correlation_id, str) or not (
             1 <= len(self.correlation_id) <= 200
@@ -100,6 +106,11 @@ def _clean_owner(owner: Any, field_name: str) -> str:
             field_name, f"{owner!r} is not an owner name (1 to {MAX_NAME} characters)."
         )
     return owner.strip()
+
+
+def _clean_note(note: Any, field_name: str) -> str | None:
+    cleaned = Field(field_name, "text").clean(note, path=field_name)
+    return cast(str | None, cleaned) or None
 
 
 class AccountPlan(Aggregate):
@@ -619,22 +630,14 @@ class AccountPlan(Aggregate):
             raise ValidationError(
                 "reviewed_on", f"{reviewed_on} is in the future; record reviews held."
             )
-        if summary is not None and (
-            not isinstance(summary, str) or len(summary) > MAX_TEXT
-        ):
-            raise ValidationError(
-                "summary", f"A summary is text of at most {MAX_TEXT} characters."
-            )
+        summary = _clean_note(summary, "summary")
         self._trigger(self.Reviewed, ctx, reviewed_on=reviewed_on, summary=summary)
 
     def hand_over(self, *, new_owner: str, notes: str | None, ctx: Context) -> None:
         """Hands the plan to ``new_owner``; handing it to its owner changes nothing."""
         self._check_active()
         new_owner = _clean_owner(new_owner, "new_owner")
-        if notes is not None and (not isinstance(notes, str) or len(notes) > MAX_TEXT):
-            raise ValidationError(
-                "notes", f"Notes are text of at most {MAX_TEXT} characters."
-            )
+        notes = _clean_note(notes, "notes")
         if new_owner == self.owner:
             return
         self._trigger(

@@ -7,6 +7,7 @@ commands against these descriptions and the API derives its schemas from them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -164,10 +165,17 @@ class Field:
         return cleaner(self, value, path)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _clean_text(spec: Field, value: Any, path: str) -> str:
     if not isinstance(value, str):
         raise ValidationError(path, f"Expected text, got {value!r}.")
     value = value.strip()
+    if _CONTROL.search(value):
+        raise ValidationError(
+            path, "Text may not hold control characters other than tab and newline."
+        )
     if spec.required and not value:
         raise ValidationError(path, f"{spec.name} must not be empty.")
     if len(value) > spec.max_length:

@@ -106,7 +106,10 @@ class Settings:
                 "POSTGRES_PASSWORD": unquote(parts.password or ""),
                 "POSTGRES_POOL_SIZE": str(self.pool_size),
                 "POSTGRES_MAX_OVERFLOW": str(self.pool_size),
-                "POSTGRES_CONNECT_TIMEOUT": "5",
+                # Wait at most 2 s for a connection: the store retries an
+                # insert several times, and a request must not hang for long
+                # while the database is down.
+                "POSTGRES_CONNECT_TIMEOUT": "2",
                 "POSTGRES_LOCK_TIMEOUT": "10",
                 "CREATE_TABLE": create,
             }

@@ -316,3 +316,22 @@ def test_values_arrive_in_their_domain_types() -> None:
     plan.edit_section("profile", {"partner_since": "2019-03-01"}, ctx=CTX)
     assert plan.records["responsibility"][item]["party"] is Party.JOINT
     assert plan.sections["profile"]["partner_since"] == date(2019, 3, 1)
+
+
+@pytest.mark.parametrize("text", ["nul\x00inside", "bell\x07", "escape\x1b[31m"])
+def test_control_characters_are_refused_in_every_kind_of_text(text: str) -> None:
+    plan = new_plan()
+    with pytest.raises(ValidationError) as in_section:
+        plan.edit_section("goals", {"summary": text}, ctx=CTX)
+    assert in_section.value.field == "values.summary"
+    with pytest.raises(ValidationError):
+        plan.hand_over(new_owner="bob", notes=text, ctx=CTX)
+    with pytest.raises(ValidationError):
+        Context("alice", reason=text)
+    assert plan.collect_events() == []
+
+
+def test_tabs_and_newlines_are_kept_in_text() -> None:
+    plan = new_plan()
+    plan.edit_section("goals", {"summary": "line one\n\tline two"}, ctx=CTX)
+    assert plan.sections["goals"]["summary"] == "line one\n\tline two"
