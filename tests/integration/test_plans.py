@@ -7,6 +7,7 @@ from decimal import Decimal
 from uuid import UUID
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 
 from soh_es.application import AccountPlans
 from soh_es.domain import ERASED, AccountPlan, Context, Source
@@ -335,3 +336,22 @@ def test_snapshots_do_not_change_what_a_replay_returns(
         assert plan.version == version
         assert plan.sections == replayed.sections  # type: ignore[union-attr]
         assert plan.sections["goals"]["summary"] == f"take {version - 2}"
+
+
+def test_a_save_whose_acknowledgement_was_lost_is_not_written_twice(
+    app: AccountPlans, ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan_id = app.open_plan("Northwind", ctx=ctx).plan_id
+    stored_then_lost = app.save
+
+    def save_and_lose_the_answer(*objs: object, **kwargs: object) -> object:
+        stored_then_lost(*objs, **kwargs)
+        raise IntegrityError("the retried insert conflicts with itself")
+
+    monkeypatch.setattr(app, "save", save_and_lose_the_answer)
+    outcome = app.add_record(plan_id, "barrier", {"description": "Pricing"}, ctx=ctx)
+    monkeypatch.undo()
+
+    assert outcome.changed and outcome.version == 2
+    barriers = app.get_plan(plan_id).records["barrier"]
+    assert [b["description"] for b in barriers.values()] == ["Pricing"]
