@@ -106,11 +106,12 @@ def _kind_views(blp: Blueprint, kind: RecordKind) -> None:
         )
         return Response(status=204, headers=written(outcome))
 
+    article = "an" if words[0] in "aeiou" else "a"
     list_records.__doc__ = f"List the plan's {plural.replace('_', ' ')}."
-    add_record.__doc__ = f"Add a {words} to the plan."
+    add_record.__doc__ = f"Add {article} {words} to the plan."
     read_record.__doc__ = f"Read one {words}."
-    change_record.__doc__ = f"Change fields of a {words}; null clears a field."
-    remove_record.__doc__ = f"Remove a {words}."
+    change_record.__doc__ = f"Change fields of {article} {words}; null clears a field."
+    remove_record.__doc__ = f"Remove {article} {words}."
 
     record = schemas.record_schema(kind.name)
     blp.route(collection, methods=["GET"], endpoint=f"list_{plural}")(
