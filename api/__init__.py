@@ -21,6 +21,7 @@ from api import (
     plans,
     portfolio,
     records,
+    rubrics,
     users,
 )
 from api.auth import authorise_request
@@ -123,6 +124,7 @@ def create_app(
     api.register_blueprint(portfolio.create_blueprint())
     api.register_blueprint(digest.create_blueprint())
     api.register_blueprint(operations.create_blueprint())
+    api.register_blueprint(rubrics.create_blueprint())
     app.register_blueprint(docs.create_blueprint())
     app.before_request(_start_request)
     app.after_request(_log_request)

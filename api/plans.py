@@ -62,8 +62,7 @@ def scorecard_at(
     plan_id: UUID, at: Point | None
 ) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Returns the plan's quarterly scores at ``at`` with the plan's ETag."""
-    plan = plans().get_plan(plan_id, at)
-    scores = plans().scores(plan_id, Point(version=plan.version))
+    plan, scores = plans().scored_plan(plan_id, at)
     latest = latest_complete(scores)
     scorecard = {
         "latest_complete": None if latest is None else score_document(latest),

@@ -527,6 +527,69 @@ class VerificationSchema(ma.Schema):
 # Users and tokens.
 
 
+class IndicatorSchema(ma.Schema):
+    """One indicator of a rubric: its key and the statement rated 1 to 5."""
+
+    key = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,49}$"),
+        metadata={"example": "seeks_input"},
+    )
+    statement = fields.String(required=True, validate=validate.Length(min=1, max=300))
+
+
+class BandSchema(ma.Schema):
+    """A named range of quarter totals, both ends included."""
+
+    label = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    minimum = fields.Integer(
+        strict=True, required=True, validate=validate.Range(0, 500)
+    )
+    maximum = fields.Integer(
+        strict=True, required=True, validate=validate.Range(0, 500)
+    )
+
+
+class RubricSchema(ma.Schema):
+    """A version of the scoring rules and the first quarter it applies to."""
+
+    version = fields.Integer(required=True)
+    effective_from = fields.String(allow_none=True, required=True)
+    indicators = fields.List(fields.Nested(IndicatorSchema), required=True)
+    bands = fields.List(fields.Nested(BandSchema), required=True)
+    trajectory_threshold = fields.Integer(required=True)
+
+
+class RubricListSchema(ma.Schema):
+    """The rubric versions, the built-in first one first."""
+
+    items = fields.List(fields.Nested(RubricSchema), required=True)
+
+
+class NewRubricSchema(ma.Schema):
+    """A rubric to adopt from the current or a later quarter."""
+
+    effective_from = fields.String(
+        required=True,
+        validate=validate.Regexp(QUARTER_PATTERN),
+        metadata={"example": "2027-Q1"},
+    )
+    indicators = fields.List(
+        fields.Nested(IndicatorSchema),
+        required=True,
+        validate=validate.Length(min=1, max=20),
+    )
+    bands = fields.List(
+        fields.Nested(BandSchema),
+        required=True,
+        validate=validate.Length(min=1, max=10),
+    )
+    trajectory_threshold = fields.Integer(
+        strict=True, required=True, validate=validate.Range(1, 100)
+    )
+    reason = _reason()
+
+
 class NewUserSchema(ma.Schema):
     """A user to add; a partner is bound to one plan."""
 

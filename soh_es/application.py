@@ -414,9 +414,19 @@ class AccountPlans(Application[UUID]):
 
     def scores(self, plan_id: UUID, at: Point | None = None) -> list[QuarterScore]:
         """Returns the quarterly scores, as they were known at ``at`` if given."""
+        return self.scored_plan(plan_id, at)[1]
+
+    def scored_plan(
+        self, plan_id: UUID, at: Point | None = None
+    ) -> tuple[AccountPlan, list[QuarterScore]]:
+        """Returns the plan and its quarterly scores, now or as known at ``at``.
+
+        Now, the rubrics in force are today's; at a point, those adopted by
+        the time of the plan's last change before it.
+        """
         plan = self.get_plan(plan_id, at)
         schedule = self.rubric_schedule(None if at is None else plan.modified_on)
-        return score_quarters(plan.ratings, schedule)
+        return plan, score_quarters(plan.ratings, schedule)
 
     def history(
         self,

@@ -24,6 +24,7 @@ ADMIN_ONLY = {
     ("POST", "/projections/rebuild"),
     ("GET", "/admin/verify"),
     ("GET", "/plans/{plan}/verify"),
+    ("POST", "/rubrics"),
 }
 # What a partner may read of its own plan: the plan itself (cut to the shared
 # sections) and the goals and market demand records.
