@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from api.limits import RateLimit
-from soh_es.settings import Settings, SettingsError
+from soh_es.settings import Settings, SettingsError, integer_setting
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_WRITE_RATE_LIMIT = "600/minute"
@@ -42,14 +42,14 @@ class ApiSettings:
         ``SOH_WRITE_BURST`` and ``SOH_MAX_PAGE_SIZE``."""
         env = os.environ if environ is None else environ
         return cls(
-            max_body_bytes=_integer(
+            max_body_bytes=integer_setting(
                 env, "SOH_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 16 * 1024**2
             ),
             write_rate_limit=parse_rate_limit(
                 env.get("SOH_WRITE_RATE_LIMIT") or DEFAULT_WRITE_RATE_LIMIT,
                 env.get("SOH_WRITE_BURST") or None,
             ),
-            max_page_size=_integer(
+            max_page_size=integer_setting(
                 env, "SOH_MAX_PAGE_SIZE", DEFAULT_MAX_PAGE_SIZE, 1, 500
             ),
             projections_in_process=_by_store_flag(env, "SOH_PROJECTIONS_IN_PROCESS"),
@@ -118,24 +118,11 @@ def parse_rate_limit(text: str, burst: str | None = None) -> RateLimit | None:
     count = int(match.group(1))
     size = count
     if burst is not None:
-        size = _integer({"SOH_WRITE_BURST": burst}, "SOH_WRITE_BURST", count, 1, 10**6)
+        size = integer_setting(
+            {"SOH_WRITE_BURST": burst}, "SOH_WRITE_BURST", count, 1, 10**6
+        )
     rate = count / PERIODS[match.group(2)]
     return RateLimit(rate, size, f"{count}/{match.group(2)}, burst {size}")
-
-
-def _integer(
-    env: Mapping[str, str], name: str, default: int, lowest: int, highest: int
-) -> int:
-    raw = env.get(name) or str(default)
-    try:
-        value = int(raw)
-    except ValueError:
-        value = lowest - 1
-    if not lowest <= value <= highest:
-        raise SettingsError(
-            name, f"{raw!r} is not a whole number {lowest} to {highest}."
-        )
-    return value
 
 
 def _by_store_flag(env: Mapping[str, str], name: str) -> bool | None:

@@ -7,7 +7,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from api.schemas import QUARTER_PATTERN, QuarterScoreSchema, after_field
+from api.schemas import QUARTER_PATTERN, ChangeSchema, QuarterScoreSchema, after_field
 from projections.queries import MAX_LIMIT
 from soh_es.sections import Section
 
@@ -120,31 +120,12 @@ class AuditQuerySchema(PageQuerySchema):
     )
 
 
-class AuditFieldChangeSchema(ma.Schema):
-    """One field's value before and after an event."""
-
-    field = fields.String(required=True)
-    before = fields.Raw(allow_none=True)
-    after = fields.Raw(allow_none=True)
-
-
-class AuditEntrySchema(ma.Schema):
+class AuditEntrySchema(ChangeSchema):
     """One event: where it sits in the log, who did what to which plan, and why."""
 
     position = fields.Integer(required=True)
     originator_id = fields.String(required=True)
-    version = fields.Integer(required=True)
     plan_id = fields.String(allow_none=True)
-    event = fields.String(required=True)
-    section = fields.String(required=True)
-    actor = fields.String(required=True)
-    recorded_at = _instant(required=True)
-    reason = fields.String(allow_none=True)
-    source = fields.String(required=True)
-    correlation_id = fields.String(required=True)
-    record_kind = fields.String(allow_none=True)
-    record_id = fields.String(allow_none=True)
-    changes = fields.List(fields.Nested(AuditFieldChangeSchema), required=True)
 
 
 class AuditPageSchema(ma.Schema):

@@ -49,9 +49,9 @@ class Settings:
         url = env.get("SOH_DATABASE_URL") or f"sqlite:///{data_dir / 'soh.sqlite3'}"
         settings = cls(
             database_url=url,
-            fiscal_year_start=_integer(env, "SOH_FISCAL_YEAR_START", 1, 1, 12),
-            pool_size=_integer(env, "SOH_DB_POOL_SIZE", 5, 1, 100),
-            create_tables=_flag(env, "SOH_CREATE_TABLES", True),
+            fiscal_year_start=integer_setting(env, "SOH_FISCAL_YEAR_START", 1, 1, 12),
+            pool_size=integer_setting(env, "SOH_DB_POOL_SIZE", 5, 1, 100),
+            create_tables=flag_setting(env, "SOH_CREATE_TABLES", True),
         )
         settings.event_store_env()
         return settings
@@ -121,9 +121,10 @@ class Settings:
         )
 
 
-def _integer(
+def integer_setting(
     env: Mapping[str, str], name: str, default: int, lowest: int, highest: int
 ) -> int:
+    """Reads a whole number from ``env``; unset or empty gives ``default``."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -138,7 +139,8 @@ def _integer(
     return value
 
 
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+def flag_setting(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """Reads yes or no from ``env``; unset or empty gives ``default``."""
     raw = (env.get(name) or "").strip().lower()
     if not raw:
         return default
