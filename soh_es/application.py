@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -46,7 +46,14 @@ from soh_es.integrity import (
     verify_export,
     verify_stream,
 )
-from soh_es.persistence import DateAsISO, EnumAsValue, QuarterAsText, from_micros
+from soh_es.persistence import (
+    DateAsISO,
+    EnumAsValue,
+    EventIndex,
+    KeyedStore,
+    QuarterAsText,
+    from_micros,
+)
 from soh_es.personal import PersonalAsCiphertext
 from soh_es.quarters import Point, Quarter
 from soh_es.rubric import Rubric, RubricSchedule
@@ -145,7 +152,13 @@ class AccountPlans(Application[UUID]):
             transcoder.register(EnumAsValue(enum))
         transcoder.register(RatingAsData())
         transcoder.register(RubricAsData())
-        transcoder.register(PersonalAsCiphertext(self.factory.key_store()))  # type: ignore[attr-defined]
+        self.keys = cast(KeyedStore, self.factory).key_store()
+        transcoder.register(PersonalAsCiphertext(self.keys))
+
+    @property
+    def index(self) -> EventIndex:
+        """The event index the store keeps beside the events."""
+        return cast(EventIndex, self.recorder)
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         """Saves pending events with their recorded times, for the event index."""
@@ -332,7 +345,7 @@ class AccountPlans(Application[UUID]):
             expected_version,
         )
         with _store_errors():
-            self.factory.key_store().destroy(record_id)  # type: ignore[attr-defined]
+            self.keys.destroy(record_id)
         return outcome
 
     def adopt_rubric(self, rubric: Rubric, *, ctx: Context) -> Rubric:
@@ -359,7 +372,7 @@ class AccountPlans(Application[UUID]):
         with _store_errors():
             version = None
             if at is not None:
-                version = self.recorder.version_at(RUBRIC_REGISTER_ID, at)  # type: ignore[attr-defined]
+                version = self.index.version_at(RUBRIC_REGISTER_ID, at)
                 if version is None:
                     return RubricSchedule()
             try:
@@ -373,12 +386,12 @@ class AccountPlans(Application[UUID]):
     def plan_ids(self) -> list[UUID]:
         """Returns the ids of every plan, oldest first."""
         with _store_errors():
-            return self.recorder.originator_ids(get_topic(AccountPlan.Opened))  # type: ignore[attr-defined]
+            return self.index.originator_ids(get_topic(AccountPlan.Opened))
 
     def version_at(self, plan_id: UUID, point: Point) -> int:
         """Returns the plan's version at ``point``, or raises NotFoundError."""
         with _store_errors():
-            head = self.recorder.head_version(plan_id)  # type: ignore[attr-defined]
+            head = self.index.head_version(plan_id)
             if head is None:
                 raise NotFoundError(f"There is no plan {plan_id}.")
             if point.version is not None:
@@ -389,7 +402,7 @@ class AccountPlans(Application[UUID]):
                 return point.version
             cutoff = point.cutoff(self.calendar)
             assert cutoff is not None
-            version = self.recorder.version_at(plan_id, cutoff)  # type: ignore[attr-defined]
+            version = self.index.version_at(plan_id, cutoff)
         if version is None:
             raise NotFoundError(f"Plan {plan_id} was not open yet at {point}.")
         return int(version)
@@ -470,7 +483,7 @@ class AccountPlans(Application[UUID]):
             self.version_at(plan_id, Point(version=1))
             return [plan_id]
         with _store_errors():
-            register = self.recorder.head_version(RUBRIC_REGISTER_ID)  # type: ignore[attr-defined]
+            register = self.index.head_version(RUBRIC_REGISTER_ID)
         return self.plan_ids() + ([RUBRIC_REGISTER_ID] if register else [])
 
     def verify(self, plan_id: UUID | None = None) -> list[ChainReport]:
@@ -479,7 +492,7 @@ class AccountPlans(Application[UUID]):
         for stream_id in self.stream_ids(plan_id):
             with _store_errors():
                 events = self.recorder.select_events(stream_id)
-                index = self.recorder.index_of(stream_id)  # type: ignore[attr-defined]
+                index = self.index.index_of(stream_id)
             reports.append(verify_stream(stream_id, events, index))
         return reports
 
@@ -489,13 +502,13 @@ class AccountPlans(Application[UUID]):
             self.stream_ids(plan_id)
             with _store_errors():
                 events = self.recorder.select_events(plan_id)
-                index = self.recorder.index_of(plan_id)  # type: ignore[attr-defined]
+                index = self.index.index_of(plan_id)
             yield from map(export_line, events, index)
             return
         position = 0
         while True:
             with _store_errors():
-                rows = self.recorder.export_rows(position, EXPORT_BATCH)  # type: ignore[attr-defined]
+                rows = self.index.export_rows(position, EXPORT_BATCH)
             if not rows:
                 return
             for _, event, row in rows:
@@ -539,7 +552,7 @@ class AccountPlans(Application[UUID]):
                     },
                 )
             for plan_id in self.plan_ids():
-                head = self.recorder.head_version(plan_id)  # type: ignore[attr-defined]
+                head = self.index.head_version(plan_id) or 0
                 for version in range(SNAPSHOT_INTERVAL, head + 1, SNAPSHOT_INTERVAL):
                     self.take_snapshot(plan_id, version=version)
         logger.info("Imported %s events", len(lines))
@@ -548,7 +561,7 @@ class AccountPlans(Application[UUID]):
     def export_keys(self) -> dict[str, str | None]:
         """Returns every stakeholder key in hex (None once destroyed), for backups."""
         with _store_errors():
-            keys = self.factory.key_store().all_keys()  # type: ignore[attr-defined]
+            keys = self.keys.all_keys()
         return {subject: None if k is None else k.hex() for subject, k in keys.items()}
 
     def _import_keys(self, keys: Mapping[str, str | None]) -> None:
@@ -560,7 +573,7 @@ class AccountPlans(Application[UUID]):
         except (ValueError, TypeError, AttributeError):
             raise ValidationError("keys", "Keys are hex strings or null.") from None
         with _store_errors():
-            self.factory.key_store().restore_keys(parsed)  # type: ignore[attr-defined]
+            self.keys.restore_keys(parsed)
 
     # Helpers.
 

@@ -13,11 +13,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent, Transcoding
 
+from soh_es.personal import KeyStore
 from soh_es.quarters import Quarter
 
 GENESIS_HASH = bytes(32)
@@ -53,6 +54,34 @@ class IndexRow:
     originator_version: int
     recorded_us: int
     hash: bytes
+
+
+class KeyedStore(Protocol):
+    """An infrastructure factory that also keeps stakeholder keys."""
+
+    def key_store(self) -> KeyStore:
+        """Returns the store's stakeholder key table."""
+
+
+class EventIndex(Protocol):
+    """What both stores' recorders answer about the event index."""
+
+    def version_at(self, originator_id: UUID, instant: datetime) -> int | None:
+        """Returns the last version recorded at or before ``instant``."""
+
+    def head_version(self, originator_id: UUID) -> int | None:
+        """Returns the stream's latest version, or None if it has no events."""
+
+    def index_of(self, originator_id: UUID) -> list[IndexRow]:
+        """Returns the stream's index rows in version order."""
+
+    def originator_ids(self, topic: str) -> list[UUID]:
+        """Returns the ids of the streams whose first event has ``topic``."""
+
+    def export_rows(
+        self, after: int, limit: int
+    ) -> list[tuple[int, StoredEvent, IndexRow]]:
+        """Returns the events after notification ``after`` with their index rows."""
 
 
 def index_rows(

@@ -277,7 +277,7 @@ def test_each_event_is_indexed_and_chained_to_the_one_before(
     plan_id = app.open_plan("Northwind", ctx=ctx).plan_id
     app.rate_indicators(plan_id, "2026-Q4", ALL_THREE, ctx=ctx)
     stored = app.recorder.select_events(plan_id)
-    rows = app.recorder.index_of(plan_id)  # type: ignore[attr-defined]
+    rows = app.index.index_of(plan_id)
 
     assert [r.originator_version for r in rows] == list(range(1, 9))
     previous = GENESIS_HASH
