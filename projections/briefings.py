@@ -23,15 +23,15 @@ from projections.queries import (
 )
 from projections.store import ReadStore
 from soh_es.persistence import to_micros
-from soh_es.sections import Section
+from soh_es.sections import CLOSED_STAGES, OPEN_INITIATIVE_STATUSES, Section
 from soh_es.views import plain
 
 # The most changes a briefing lists in full; counts always cover them all.
 MAX_LISTED_CHANGES = 500
 HEALTH_TREND_QUARTERS = 4
 
-_OPEN_INITIATIVES = ("planned", "in_progress")
-_CLOSED_STAGES = ("won", "lost")
+_OPEN_INITIATIVES = tuple(sorted(s.value for s in OPEN_INITIATIVE_STATUSES))
+_CLOSED_STAGES = tuple(sorted(s.value for s in CLOSED_STAGES))
 _SECTION_ORDER = [section.value for section in Section]
 
 
