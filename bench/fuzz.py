@@ -242,7 +242,8 @@ def _documented(response: Any) -> bool:
         problem = response.json().get("type")
     except ValueError:
         return False
-    return problem in DOCUMENTED_503 and "Retry-After" in response.headers
+    headers = {name.lower() for name in response.headers}
+    return problem in DOCUMENTED_503 and "retry-after" in headers
 
 
 def _wait_until_ready(url: str) -> None:
