@@ -55,9 +55,12 @@ PLANS = Table(
     primary_key=("plan_id",),
     indexes=(
         Index("soh_read_plans_partner", ("partner", "plan_id")),
-        Index("soh_read_plans_owner", ("owner",)),
-        Index("soh_read_plans_band", ("band",)),
-        Index("soh_read_plans_trajectory", ("trajectory",)),
+        # Each filter's index also holds the list order, so a filtered page
+        # is read in order instead of sorted.
+        Index("soh_read_plans_owner", ("owner", "partner", "plan_id")),
+        Index("soh_read_plans_band", ("band", "partner", "plan_id")),
+        Index("soh_read_plans_trajectory", ("trajectory", "partner", "plan_id")),
+        Index("soh_read_plans_status", ("status", "partner", "plan_id")),
         Index("soh_read_plans_review", ("review_basis_on",)),
     ),
 )
