@@ -54,11 +54,12 @@ from uuid import UUID
 import psycopg
 from stores import (
     RESULTS_DIR,
+    add_store_options,
+    check_stores,
     facts_line,
     machine_facts,
     nearest_rank,
     open_store,
-    parse_stores,
     progress,
     table,
 )
@@ -680,17 +681,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--port", type=int, default=8765, help="port of the API (default: 8765)"
     )
-    parser.add_argument(
-        "--stores",
-        default="sqlite,postgres",
-        help="comma-separated stores to measure (default: sqlite,postgres)",
-    )
-    parser.add_argument(
-        "--postgres-url",
-        default=DEFAULT_POSTGRES_URL,
-        help="database to drop, create, use and drop again "
-        f"(default: {DEFAULT_POSTGRES_URL})",
-    )
+    add_store_options(parser, DEFAULT_POSTGRES_URL)
     parser.add_argument(
         "--code",
         type=Path,
@@ -708,10 +699,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "(default: bench/results/projection_lag.json)",
     )
     arguments = parser.parse_args(argv)
-    stores = parse_stores(arguments.stores)
-    if stores is None:
-        parser.error(f"--stores {arguments.stores!r}: choose from sqlite,postgres.")
-    arguments.stores = stores
+    check_stores(parser, arguments)
     if arguments.rate <= 0 or arguments.seconds <= 0 or arguments.threads < 1:
         parser.error("--rate and --seconds must be positive, --threads at least 1.")
     if arguments.plans < arguments.threads:

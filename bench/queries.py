@@ -38,11 +38,12 @@ from generate import OWNERS, GenerationReport, generate
 from psycopg import sql
 from stores import (
     RESULTS_DIR,
+    add_store_options,
+    check_stores,
     facts_line,
     machine_facts,
     nearest_rank,
     open_store,
-    parse_stores,
     progress,
     table,
 )
@@ -291,17 +292,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--calls", type=int, default=300, help="timed calls per query (default: 300)"
     )
-    parser.add_argument(
-        "--stores",
-        default="sqlite,postgres",
-        help="comma-separated stores to measure (default: sqlite,postgres)",
-    )
-    parser.add_argument(
-        "--postgres-url",
-        default=DEFAULT_POSTGRES_URL,
-        help="database to drop, create, use and drop again "
-        f"(default: {DEFAULT_POSTGRES_URL})",
-    )
+    add_store_options(parser, DEFAULT_POSTGRES_URL)
     parser.add_argument("--seed", type=int, default=2024, help="generator seed")
     parser.add_argument(
         "--output",
@@ -310,10 +301,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="where to write the JSON results (default: bench/results/queries.json)",
     )
     arguments = parser.parse_args(argv)
-    stores = parse_stores(arguments.stores)
-    if stores is None:
-        parser.error(f"--stores {arguments.stores!r}: choose from sqlite,postgres.")
-    arguments.stores = stores
+    check_stores(parser, arguments)
     if arguments.plans < 1 or arguments.calls < 1 or arguments.events_per_plan < 10:
         parser.error("--plans and --calls: at least 1; --events-per-plan: 10.")
     return arguments

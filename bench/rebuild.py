@@ -37,10 +37,11 @@ from generate import GenerationReport, generate
 from psycopg import sql
 from stores import (
     RESULTS_DIR,
+    add_store_options,
+    check_stores,
     facts_line,
     machine_facts,
     open_store,
-    parse_stores,
     progress,
     table,
 )
@@ -279,17 +280,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also rebuild each projection alone (adds about four rebuilds)",
     )
-    parser.add_argument(
-        "--stores",
-        default="sqlite,postgres",
-        help="comma-separated stores to measure (default: sqlite,postgres)",
-    )
-    parser.add_argument(
-        "--postgres-url",
-        default=DEFAULT_POSTGRES_URL,
-        help="database to drop, create, use and drop again "
-        f"(default: {DEFAULT_POSTGRES_URL})",
-    )
+    add_store_options(parser, DEFAULT_POSTGRES_URL)
     parser.add_argument(
         "--sqlite-dir",
         type=Path,
@@ -304,10 +295,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="where to write the JSON results (default: bench/results/rebuild.json)",
     )
     arguments = parser.parse_args(argv)
-    stores = parse_stores(arguments.stores)
-    if stores is None:
-        parser.error(f"--stores {arguments.stores!r}: choose from sqlite,postgres.")
-    arguments.stores = stores
+    check_stores(parser, arguments)
     if arguments.events_per_plan < 10:
         parser.error("--events-per-plan: at least 10.")
     if arguments.events < arguments.events_per_plan:

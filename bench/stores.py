@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import platform
@@ -42,6 +43,28 @@ def parse_stores(text: str) -> list[str] | None:
     if not stores or any(s not in STORES for s in stores):
         return None
     return list(dict.fromkeys(stores))
+
+
+def add_store_options(parser: argparse.ArgumentParser, postgres_url: str) -> None:
+    """Adds ``--stores`` and ``--postgres-url`` to a benchmark's options."""
+    parser.add_argument(
+        "--stores",
+        default="sqlite,postgres",
+        help="comma-separated stores to measure (default: sqlite,postgres)",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=postgres_url,
+        help=f"database to drop, create, use and drop again (default: {postgres_url})",
+    )
+
+
+def check_stores(parser: argparse.ArgumentParser, arguments: Any) -> None:
+    """Replaces ``arguments.stores`` by the list it names, or stops the parser."""
+    stores = parse_stores(arguments.stores)
+    if stores is None:
+        parser.error(f"--stores {arguments.stores!r}: choose from sqlite,postgres.")
+    arguments.stores = stores
 
 
 def admin_url(url: str) -> str:
