@@ -567,8 +567,9 @@ def summarise(
     failed = len(writes) - len(done)
     measured = [w for w in done if w.changed and w.position is not None]
     projected = [w for w in measured if w.projected is not None]
-    lags = [max(0.0, w.projected - w.answered) for w in projected]  # type: ignore[operator]
-    from_send = [w.projected - w.sent for w in projected]  # type: ignore[operator]
+    seen = [(w.projected, w) for w in projected if w.projected is not None]
+    lags = [max(0.0, at - w.answered) for at, w in seen]
+    from_send = [at - w.sent for at, w in seen]
     latencies = [w.answered - w.sent for w in done]
     span = max(w.answered for w in done) - min(w.sent for w in done)
     if not lags:

@@ -23,6 +23,7 @@ runs by some percent; the load average at the start is recorded.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sqlite3
 import sys
@@ -201,7 +202,7 @@ def measure_store(
                     _timed(
                         store,
                         f"rebuild {name} alone",
-                        lambda name=name: rebuild(runner, name, head),  # type: ignore[misc]
+                        functools.partial(rebuild, runner, name, head),
                     )
                 )
     finally:

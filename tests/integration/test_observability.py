@@ -140,7 +140,8 @@ def test_one_log_line_per_request_carries_its_fields(
     lines = [r for r in caplog.records if getattr(r, "correlation_id", None) == "r-1"]
     assert len(lines) == 1
     line = lines[0]
-    assert (line.method, line.path, line.status) == ("GET", "/plans?limit=5", 200)  # type: ignore[attr-defined]
+    fields = (line.method, line.path, line.status)  # type: ignore[attr-defined]
+    assert fields == ("GET", "/plans?limit=5", 200)
     assert line.actor == "admin"  # type: ignore[attr-defined]
     assert line.duration_ms >= 0  # type: ignore[attr-defined]
 

@@ -116,8 +116,10 @@ def runner(app: AccountPlans) -> Iterator[ProjectionRunner]:
 
 def _read_line(process: subprocess.Popen[str], timeout: float) -> str:
     lines: list[str] = []
+    output = process.stdout
+    assert output is not None
     reader = threading.Thread(
-        target=lambda: lines.append(process.stdout.readline()),  # type: ignore[union-attr]
+        target=lambda: lines.append(output.readline()),
         daemon=True,
     )
     reader.start()

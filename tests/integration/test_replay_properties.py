@@ -116,7 +116,8 @@ def run_command(plan: AccountPlan, data: st.DataObject, ctx: Context) -> None:
     elif choice == "restore":
         plan.restore(ctx=ctx)
     elif choice == "review":
-        plan.review(reviewed_on=ctx.recorded_at.date(), summary=None, ctx=ctx)  # type: ignore[union-attr]
+        assert ctx.recorded_at is not None
+        plan.review(reviewed_on=ctx.recorded_at.date(), summary=None, ctx=ctx)
 
 
 @hypothesis_settings(
